@@ -1,0 +1,1 @@
+"""tickdeck engine: market data, orders, risk and brokers. Never imports the console."""
