@@ -35,6 +35,7 @@ class RiskCheck(StrEnum):
     THROTTLE = "throttle"
     DUPLICATE = "duplicate"
     DAILY_LOSS = "daily_loss"
+    MARKET_PRICE = "market_price"  # no quote or trade yet to price a market order
 
 
 @dataclass(slots=True, frozen=True)
