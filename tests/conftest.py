@@ -30,5 +30,9 @@ def _isolated_user_dirs(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
     monkeypatch.setenv("XDG_STATE_HOME", str(home / "state"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
-    for key in [k for k in os.environ if k.startswith(("TICKDECK_", "APCA_")) and k != "TICKDECK_SAMPLE_DATA"]:
+    for key in [
+        k
+        for k in os.environ
+        if k.startswith(("TICKDECK_", "APCA_")) and k != "TICKDECK_SAMPLE_DATA"
+    ]:
         monkeypatch.delenv(key)

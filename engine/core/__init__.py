@@ -53,6 +53,7 @@ __all__ = [
     "SymbolSnapshot",
     "TickdeckError",
     "TimeInForce",
+    "Topic",
     "Trade",
     "TradeEvent",
 ]

@@ -77,7 +77,9 @@ class MessageBus:
 
     def _on_handler_error(self, topic: str, handler: Handler) -> None:
         self.handler_errors += 1
-        logger.exception("bus handler {} failed on topic {}", getattr(handler, "__qualname__", handler), topic)
+        logger.exception(
+            "bus handler {} failed on topic {}", getattr(handler, "__qualname__", handler), topic
+        )
 
 
 class BoundedQueue(asyncio.Queue):

@@ -49,7 +49,16 @@ class SymbolSnapshot:
 
 
 class _SymbolState:
-    __slots__ = ("bar_volume", "closes", "last", "quote", "reference", "trade_volume", "ts_ns", "version")
+    __slots__ = (
+        "bar_volume",
+        "closes",
+        "last",
+        "quote",
+        "reference",
+        "trade_volume",
+        "ts_ns",
+        "version",
+    )
 
     def __init__(self) -> None:
         self.quote: Quote | None = None
@@ -171,7 +180,9 @@ class MarketView:
             bid_size=quote.bid_size if quote else 0,
             ask=quote.ask if quote and quote.ask > ZERO else None,
             ask_size=quote.ask_size if quote else 0,
-            last=state.last if state.last is not None else (quote.mid if quote and quote.is_two_sided else None),
+            last=state.last
+            if state.last is not None
+            else (quote.mid if quote and quote.is_two_sided else None),
             reference=state.reference,
             volume=state.trade_volume or state.bar_volume,
             closes=tuple(state.closes),

@@ -15,7 +15,12 @@ D = Decimal
 
 @pytest.mark.parametrize(
     ("price", "tick"),
-    [(D("1.00"), D("0.01")), (D("187.5"), D("0.01")), (D("0.9999"), D("0.0001")), (D("0.5"), D("0.0001"))],
+    [
+        (D("1.00"), D("0.01")),
+        (D("187.5"), D("0.01")),
+        (D("0.9999"), D("0.0001")),
+        (D("0.5"), D("0.0001")),
+    ],
 )
 def test_tick_size_follows_rule_612(price, tick):
     assert tick_size(price) == tick
@@ -23,7 +28,13 @@ def test_tick_size_follows_rule_612(price, tick):
 
 @pytest.mark.parametrize(
     ("price", "ok"),
-    [(D("187.50"), True), (D("187.505"), False), (D("0.1234"), True), (D("0.12345"), False), (D("1.0001"), False)],
+    [
+        (D("187.50"), True),
+        (D("187.505"), False),
+        (D("0.1234"), True),
+        (D("0.12345"), False),
+        (D("1.0001"), False),
+    ],
 )
 def test_on_tick_grid(price, ok):
     assert on_tick_grid(price) is ok
@@ -97,12 +108,19 @@ def test_market_view_conflates_a_flood_into_one_snapshot_per_symbol():
     bus = MessageBus()
     view = MarketView(bus)
     for i in range(10_000):
-        bus.publish(Topic.QUOTE, Quote("AAPL", i, D("100.00"), 100, D("100.01") + i % 3 * D("0.01"), 200))
+        bus.publish(
+            Topic.QUOTE, Quote("AAPL", i, D("100.00"), 100, D("100.01") + i % 3 * D("0.01"), 200)
+        )
     bus.publish(Topic.TRADE, Trade("AAPL", 10_001, D("100.02"), 300))
     version, changed = view.changed_since(0)
     assert [s.symbol for s in changed] == ["AAPL"]
     snap = changed[0]
-    assert (snap.bid, snap.ask, snap.last, snap.volume) == (D("100.00"), D("100.01"), D("100.02"), 300)
+    assert (snap.bid, snap.ask, snap.last, snap.volume) == (
+        D("100.00"),
+        D("100.01"),
+        D("100.02"),
+        300,
+    )
     assert view.changed_since(version) == (version, [])
 
 

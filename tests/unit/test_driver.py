@@ -9,7 +9,10 @@ from engine.data.driver import FeedDriver
 
 
 def quotes(*seconds: float) -> list[Quote]:
-    return [Quote("X", int(s * NS_PER_SECOND), Decimal("10"), 100, Decimal("10.01"), 100) for s in seconds]
+    return [
+        Quote("X", int(s * NS_PER_SECOND), Decimal("10"), 100, Decimal("10.01"), 100)
+        for s in seconds
+    ]
 
 
 class FakeWall:
@@ -63,7 +66,9 @@ def test_timers_between_events_fire_at_their_own_time_when_paced():
 def test_after_event_hook_runs_after_every_dispatch():
     bus, clock = MessageBus(), SimClock(0)
     calls = []
-    driver = FeedDriver(quotes(1, 2), clock, bus, speed=0, after_event=lambda: calls.append(clock.now_ns()))
+    driver = FeedDriver(
+        quotes(1, 2), clock, bus, speed=0, after_event=lambda: calls.append(clock.now_ns())
+    )
     asyncio.run(driver.run())
     assert calls == [NS_PER_SECOND, 2 * NS_PER_SECOND]
 
