@@ -42,6 +42,8 @@ from engine.core.models import (
 )
 
 SCHEMA_VERSION = 1
+# Backstop for the WAL size when nobody calls flush() (pages of 4 KiB: about 40 MiB).
+_WAL_BACKSTOP_PAGES = 10_000
 
 _SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 
@@ -264,6 +266,10 @@ class Journal:
             self._db = sqlite3.connect(str(self.path), isolation_level=None)
             journal_mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             self._db.execute(f"PRAGMA synchronous={mode}")
+            # SQLite's automatic checkpoint runs inside whichever commit crosses the threshold,
+            # which would put a multi-millisecond stall on an order's path. The engine calls
+            # flush() from a housekeeping timer instead; the high threshold is only a backstop.
+            self._db.execute(f"PRAGMA wal_autocheckpoint={_WAL_BACKSTOP_PAGES}")
             self._migrate()
         except sqlite3.DatabaseError as error:
             raise JournalError(f"cannot open the journal {self.path}: {error}") from None

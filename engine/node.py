@@ -7,6 +7,8 @@ NBBO from it when a quote arrives.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -28,6 +30,9 @@ from engine.data.sim import SimMarket
 from engine.journal import Journal
 from engine.oms import OrderManager
 from engine.risk.engine import RiskEngine
+
+# How often, in wall seconds, the engine checkpoints its journal and re-checks the daily loss.
+HOUSEKEEPING_S = 1.0
 
 
 @dataclass(slots=True)
@@ -154,9 +159,17 @@ class Engine:
             event.session_date,
         )
 
+    async def _housekeeping(self) -> None:
+        """Work kept off the order path: WAL checkpoints, and the daily loss as marks move."""
+        while True:
+            await asyncio.sleep(HOUSEKEEPING_S)
+            self.journal.flush()
+            self.oms.check_daily_loss()
+
     async def start(self) -> None:
         await self.broker.start()
         await self.oms.start()
+        self._housekeeping_task = asyncio.create_task(self._housekeeping(), name="housekeeping")
         logger.info(
             "engine started: mode {}, {} symbols, journal {}",
             self.settings.mode,
@@ -166,6 +179,10 @@ class Engine:
 
     async def stop(self, *, cancel_open: bool) -> None:
         """Cancel (or keep) open orders, let the venue answer, then persist everything."""
+        if self._housekeeping_task is not None:
+            self._housekeeping_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._housekeeping_task
         await self.oms.stop(cancel_open=cancel_open)
         # Cancels are answered after the venue's latency: give simulated time room to deliver them.
         await self.driver.drain(

@@ -290,7 +290,9 @@ class OrderManager:
         self._fills = journal.load_fills()
         self._fill_ids = {fill.id for fill in self._fills}
         self._portfolio.replay(self._fills)
-        self._seq = int(journal.get_kv(_KV_SEQUENCE, "0") or 0)
+        # The sequence is not written per order (that would cost a statement on the hot path):
+        # the journaled ids carry it. The kv value is kept for journals written before that.
+        self._seq = max(int(journal.get_kv(_KV_SEQUENCE, "0") or 0), max(self._by_seq, default=0))
         stored_kill = journal.get_kv(_KV_KILL)
         if stored_kill is not None:
             state = json.loads(stored_kill)
@@ -448,8 +450,6 @@ class OrderManager:
         order = Order.from_request(request, client_id or self._next_id(), now)
         try:
             with self._journal.transaction():
-                if client_id is None:
-                    self._journal.set_kv(_KV_SEQUENCE, str(self._seq))
                 self._journal.save_order(order)
                 # The orders row holds the full record; the event says what was asked.
                 self._journal.add_event(now, EventKind.SUBMIT, order.id, _describe(order))
@@ -598,7 +598,6 @@ class OrderManager:
         old.updated_ns = now
         try:
             with self._journal.transaction():
-                self._journal.set_kv(_KV_SEQUENCE, str(self._seq))
                 self._journal.save_order(new)
                 self._journal.save_order(old)
                 self._journal.add_event(
