@@ -25,8 +25,10 @@ from engine.core.errors import InputError
 from engine.core.events import Alert, SessionEvent, SessionPhase, Severity
 from engine.data.calibration import load_profiles
 from engine.data.driver import FeedDriver
+from engine.data.intraday import IntradayBars
 from engine.data.replay import ReplaySource, open_replay
 from engine.data.sim import SimMarket
+from engine.health import HealthMonitor, Status
 from engine.journal import Journal
 from engine.oms import OrderManager
 from engine.risk.engine import RiskEngine
@@ -64,7 +66,9 @@ class Engine:
         start_ns: int,
         data_dir: Path | None = None,
         reset_sim: bool = False,
+        housekeeping: bool = True,
     ) -> None:
+        """``housekeeping=False`` starts no background timers (deterministic tests)."""
         if settings.mode not in (Mode.SIM, Mode.REPLAY):
             raise InputError(
                 f"mode '{settings.mode}' needs the Alpaca adapter, which this build does not have yet"
@@ -73,6 +77,7 @@ class Engine:
         self.paths = default_paths(settings, data_dir)
         self.bus = MessageBus()
         self.market = MarketView(self.bus)
+        self.intraday = IntradayBars(self.bus)
         self.source, instruments, references, clock_start = self._build_source(settings, start_ns)
         self.clock = SimClock(clock_start)
         self.clock_start_ns = clock_start
@@ -113,6 +118,12 @@ class Engine:
         until_ns = None
         if settings.duration is not None:
             until_ns = clock_start + int(settings.duration * NS_PER_SECOND)
+        self._housekeeping = housekeeping
+        self._housekeeping_task: asyncio.Task[None] | None = None
+        self._lag_task: asyncio.Task[None] | None = None
+        self.health = HealthMonitor(
+            feed_events=lambda: self.driver.stats.events, bus_errors=lambda: self.bus.handler_errors
+        )
         self.driver = FeedDriver(
             self.source, self.clock, self.bus, speed=settings.speed, until_ns=until_ns
         )
@@ -159,17 +170,38 @@ class Engine:
             event.session_date,
         )
 
-    async def _housekeeping(self) -> None:
+    async def _housekeep(self) -> None:
         """Work kept off the order path: WAL checkpoints, and the daily loss as marks move."""
         while True:
             await asyncio.sleep(HOUSEKEEPING_S)
             self.journal.flush()
             self.oms.check_daily_loss()
+            self._report_health()
+
+    def _report_health(self) -> None:
+        health = self.health
+        health.sample_rate()
+        driver = self.driver
+        feed_status = Status.OK if not driver.exhausted else Status.DEGRADED
+        health.beat(
+            "feed", feed_status, "ended" if driver.exhausted else f"{self.settings.mode} market"
+        )
+        health.beat("journal", Status.OK, str(self.paths.journal.name))
+        health.beat("broker", Status.OK, self.broker.name)
+        kill = self.risk.kill_switch
+        health.beat(
+            "risk",
+            Status.DEGRADED if kill.engaged else Status.OK,
+            "kill switch engaged" if kill.engaged else "",
+        )
 
     async def start(self) -> None:
         await self.broker.start()
         await self.oms.start()
-        self._housekeeping_task = asyncio.create_task(self._housekeeping(), name="housekeeping")
+        self._report_health()
+        if self._housekeeping:
+            self._housekeeping_task = asyncio.create_task(self._housekeep(), name="housekeeping")
+            self._lag_task = asyncio.create_task(self.health.watch_loop_lag(), name="loop-lag")
         logger.info(
             "engine started: mode {}, {} symbols, journal {}",
             self.settings.mode,
@@ -179,10 +211,11 @@ class Engine:
 
     async def stop(self, *, cancel_open: bool) -> None:
         """Cancel (or keep) open orders, let the venue answer, then persist everything."""
-        if self._housekeeping_task is not None:
-            self._housekeeping_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._housekeeping_task
+        for task in (self._housekeeping_task, self._lag_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self.oms.stop(cancel_open=cancel_open)
         # Cancels are answered after the venue's latency: give simulated time room to deliver them.
         await self.driver.drain(

@@ -1,0 +1,378 @@
+"""The one seam between a console and the engine.
+
+A console never touches engine objects: it pulls ``EngineSnapshot``s (only
+what changed since its ``Cursor``) at 10–30 Hz and sends commands. Everything
+here is async and made of immutable records, so the same interface can be
+served in process (``LocalClient``, below) or over a socket to an attached
+console (the headless daemon) without the console changing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Protocol
+
+from engine.core.bus import Topic
+from engine.core.conflate import SymbolSnapshot
+from engine.core.errors import InputError
+from engine.core.events import Alert
+from engine.core.models import Account, Bar, Order, OrderRequest, Position, Side
+from engine.core.prices import ZERO, ticks_between
+from engine.health import HealthSnapshot
+from engine.node import Engine
+from engine.orders.language import (
+    CancelAll,
+    CancelOrder,
+    Command,
+    Flatten,
+    Kill,
+    OrderSyntaxError,
+    ReplaceOrder,
+    ResetKill,
+    SubmitOrder,
+    format_request,
+    parse,
+)
+from engine.risk.engine import LimitUsage
+from engine.risk.types import RiskViolation
+
+RECENT_ORDERS = 200  # closed orders kept in a snapshot beside every working one
+RECENT_REJECTIONS = 20
+
+
+@dataclass(slots=True, frozen=True)
+class Cursor:
+    """What a console has already seen; the next snapshot carries only what is newer."""
+
+    market: int = 0
+    book: int = 0
+    alerts: int = 0
+
+
+@dataclass(slots=True, frozen=True)
+class BookSnapshot:
+    orders: tuple[Order, ...]  # working orders, then recent ones, newest first
+    positions: tuple[Position, ...]
+    account: Account
+    day_pnl: Decimal
+    gross_exposure: Decimal
+    net_exposure: Decimal
+
+
+@dataclass(slots=True, frozen=True)
+class Rejection:
+    ts_ns: int
+    summary: str  # "buy 100000 AAPL"
+    reason: str
+
+
+@dataclass(slots=True, frozen=True)
+class RiskSnapshot:
+    limits: tuple[LimitUsage, ...]
+    kill_engaged: bool
+    kill_reason: str
+    kill_since_ns: int | None
+    rejections: tuple[Rejection, ...]  # newest first
+
+
+@dataclass(slots=True, frozen=True)
+class EngineSnapshot:
+    cursor: Cursor
+    clock_ns: int
+    mode: str
+    quotes: tuple[SymbolSnapshot, ...]  # symbols that changed since the cursor
+    book: BookSnapshot | None  # None when nothing changed since the cursor
+    risk: RiskSnapshot | None
+    health: HealthSnapshot
+    alerts: tuple[Alert, ...]  # new since the cursor
+
+
+@dataclass(slots=True, frozen=True)
+class Preview:
+    """What an order line would do, computed on every keystroke; nothing is sent."""
+
+    line: str
+    summary: str = ""  # the canonical form of the command
+    error: str | None = None  # a syntax error, one sentence
+    error_position: int | None = None
+    error_token: str = ""
+    request: OrderRequest | None = None
+    notional: Decimal | None = None
+    reference_price: Decimal | None = None  # the touch the order would trade against
+    distance_pct: Decimal | None = None  # price above (+) or below (-) that touch
+    distance_ticks: Decimal | None = None
+    buying_power_after: Decimal | None = None
+    violations: tuple[RiskViolation, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and not any(not v.soft for v in self.violations)
+
+    @property
+    def needs_confirmation(self) -> bool:
+        return self.ok and any(v.soft for v in self.violations)
+
+
+@dataclass(slots=True, frozen=True)
+class Outcome:
+    ok: bool
+    message: str
+    needs_confirmation: bool = False
+    order_id: str | None = None
+
+
+class EngineClient(Protocol):
+    """What a console may ask of an engine, in process or over a socket."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def snapshot(self, cursor: Cursor) -> EngineSnapshot: ...
+
+    async def symbols(self) -> list[str]: ...
+
+    async def bars(self, symbol: str) -> list[Bar]: ...
+
+    async def preview(self, line: str) -> Preview: ...
+
+    async def execute(self, line: str, *, confirmed: bool = False) -> Outcome: ...
+
+    async def submit(self, request: OrderRequest, *, confirmed: bool = False) -> Outcome: ...
+
+    async def cancel(self, order_ref: str) -> Outcome: ...
+
+    async def kill(self, *, flatten: bool = False) -> Outcome: ...
+
+    async def reset_kill(self) -> Outcome: ...
+
+
+class LocalClient:
+    """The engine in this process; the console and the engine share one event loop."""
+
+    def __init__(self, engine: Engine, *, run_feed: bool = True) -> None:
+        """``run_feed=False`` leaves the market still until the caller steps ``engine.driver``
+        (deterministic tests and snapshots)."""
+        self.engine = engine
+        self._run_feed = run_feed
+        self._book_version = 1
+        self._feed: asyncio.Task[None] | None = None
+        bus = engine.bus
+        for topic in (
+            Topic.ORDER,
+            Topic.FILL,
+            Topic.POSITION,
+            Topic.KILL_SWITCH,
+            Topic.RISK_REJECT,
+        ):
+            bus.subscribe(topic, self._book_changed)
+
+    def _book_changed(self, _message: object) -> None:
+        self._book_version += 1
+
+    async def start(self) -> None:
+        await self.engine.start()
+        if self._run_feed:
+            self._feed = asyncio.create_task(self.engine.driver.run(), name="market-feed")
+
+    async def stop(self) -> None:
+        engine = self.engine
+        engine.driver.stop()
+        if self._feed is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._feed
+        await engine.stop(cancel_open=engine.settings.cancel_on_exit)
+
+    # -- snapshots --------------------------------------------------------------------------
+
+    async def snapshot(self, cursor: Cursor) -> EngineSnapshot:
+        engine = self.engine
+        market_version, quotes = engine.market.changed_since(cursor.market)
+        book = risk = None
+        # Marks move with every quote, so P&L is re-read whenever quotes changed too.
+        if cursor.book != self._book_version or quotes:
+            book = self._book()
+            risk = self._risk()
+        alerts = tuple(engine.alerts[cursor.alerts :])
+        return EngineSnapshot(
+            cursor=Cursor(market_version, self._book_version, len(engine.alerts)),
+            clock_ns=engine.clock.now_ns(),
+            mode=engine.settings.mode.value,
+            quotes=tuple(quotes),
+            book=book,
+            risk=risk,
+            health=engine.health.snapshot(),
+            alerts=alerts,
+        )
+
+    def _book(self) -> BookSnapshot:
+        oms = self.engine.oms
+        orders = oms.orders()
+        working = sorted((o for o in orders if o.is_open), key=lambda o: o.created_ns, reverse=True)
+        closed = sorted(
+            (o for o in orders if not o.is_open), key=lambda o: o.updated_ns, reverse=True
+        )
+        positions = tuple(dataclasses.replace(p) for p in oms.positions())
+        net = sum((p.market_value for p in positions), ZERO)
+        return BookSnapshot(
+            orders=tuple(dataclasses.replace(o) for o in working + closed[:RECENT_ORDERS]),
+            positions=positions,
+            account=dataclasses.replace(oms.account()),
+            day_pnl=oms.day_pnl(),
+            gross_exposure=oms.gross_exposure(),
+            net_exposure=net,
+        )
+
+    def _risk(self) -> RiskSnapshot:
+        engine = self.engine
+        kill = engine.risk.kill_switch
+        rejections = tuple(
+            Rejection(
+                d.ts_ns,
+                f"{d.request.side.value} {d.request.qty} {d.request.symbol}",
+                "; ".join(v.message for v in d.violations),
+            )
+            for d in reversed(engine.oms.rejections()[-RECENT_REJECTIONS:])
+        )
+        return RiskSnapshot(
+            limits=tuple(engine.risk.utilization(engine.oms)),
+            kill_engaged=kill.engaged,
+            kill_reason=kill.reason,
+            kill_since_ns=kill.since_ns,
+            rejections=rejections,
+        )
+
+    async def symbols(self) -> list[str]:
+        return sorted(self.engine.instruments)
+
+    async def bars(self, symbol: str) -> list[Bar]:
+        return self.engine.intraday.bars(symbol)
+
+    # -- commands ---------------------------------------------------------------------------
+
+    async def preview(self, line: str) -> Preview:
+        try:
+            command = parse(line)
+        except OrderSyntaxError as error:
+            return Preview(
+                line, error=str(error), error_position=error.position, error_token=error.token
+            )
+        if not isinstance(command, SubmitOrder):
+            return Preview(line, summary=self._describe(command))
+        return self._preview_order(line, command.request)
+
+    def _preview_order(self, line: str, request: OrderRequest) -> Preview:
+        engine = self.engine
+        oms = engine.oms
+        decision = engine.risk.check(request, oms)
+        quote = engine.market.quote(request.symbol)
+        buying = request.side is Side.BUY
+        touch = None
+        if quote is not None and quote.is_two_sided:
+            touch = quote.ask if buying else quote.bid
+        price = (
+            request.limit_price
+            or request.stop_price
+            or touch
+            or engine.market.last_price(request.symbol)
+        )
+        notional = request.qty * price if price is not None else None
+        distance_pct = distance_ticks = None
+        order_price = request.limit_price or request.stop_price
+        if order_price is not None and touch:
+            distance_pct = (order_price - touch) / touch * 100
+            distance_ticks = ticks_between(touch, order_price)
+        bp_after = None
+        if notional is not None:
+            position = oms.position_qty(request.symbol)
+            adds_risk = (position >= 0) if buying else (position <= 0)
+            bp_after = oms.buying_power() - (notional if adds_risk else ZERO)
+        return Preview(
+            line,
+            summary=format_request(request),
+            request=request,
+            notional=notional,
+            reference_price=touch,
+            distance_pct=distance_pct,
+            distance_ticks=distance_ticks,
+            buying_power_after=bp_after,
+            violations=decision.violations,
+        )
+
+    def _describe(self, command: Command) -> str:
+        oms = self.engine.oms
+        match command:
+            case CancelOrder(order_ref=ref):
+                order = oms.resolve(ref)
+                return f"cancel {order.id}" if order else f"cancel {ref} (no such order)"
+            case CancelAll():
+                return f"cancel all {len(oms.open_orders())} open order(s)"
+            case ReplaceOrder(order_ref=ref):
+                return f"replace {ref}"
+            case Flatten(symbol=symbol):
+                return f"flatten {symbol or 'all positions'}"
+            case Kill():
+                return "engage the kill switch: cancel every open order, block new risk"
+            case ResetKill():
+                return "reset the kill switch"
+        return ""
+
+    async def execute(self, line: str, *, confirmed: bool = False) -> Outcome:
+        """Parse one order-language line and carry it out."""
+        try:
+            command = parse(line)
+        except InputError as error:
+            return Outcome(False, str(error))
+        oms = self.engine.oms
+        match command:
+            case SubmitOrder(request=request):
+                return await self.submit(request, confirmed=confirmed)
+            case CancelOrder(order_ref=ref):
+                return await self.cancel(ref)
+            case CancelAll():
+                result = oms.cancel_all()
+                return Outcome(result.accepted, result.message)
+            case ReplaceOrder(order_ref=ref, qty=qty, limit_price=limit, stop_price=stop):
+                result = oms.replace(
+                    ref, qty=qty, limit_price=limit, stop_price=stop, confirmed=confirmed
+                )
+                return self._submitted(result)
+            case Flatten(symbol=symbol):
+                results = oms.flatten(symbol)
+                if not results:
+                    return Outcome(True, "nothing to flatten")
+                failed = [r.message for r in results if not r.accepted]
+                return Outcome(
+                    not failed, "; ".join(failed) or f"{len(results)} closing order(s) sent"
+                )
+            case Kill():
+                return await self.kill()
+            case ResetKill():
+                return await self.reset_kill()
+        return Outcome(False, "that command is not available here")
+
+    async def submit(self, request: OrderRequest, *, confirmed: bool = False) -> Outcome:
+        return self._submitted(self.engine.oms.submit(request, confirmed=confirmed))
+
+    @staticmethod
+    def _submitted(result) -> Outcome:
+        decision = result.decision
+        needs = decision is not None and decision.needs_confirmation
+        order_id = result.order.id if result.order is not None else None
+        return Outcome(result.accepted, result.message, needs_confirmation=needs, order_id=order_id)
+
+    async def cancel(self, order_ref: str) -> Outcome:
+        result = self.engine.oms.cancel(order_ref)
+        return Outcome(result.accepted, result.message)
+
+    async def kill(self, *, flatten: bool = False) -> Outcome:
+        self.engine.oms.kill("kill switch engaged by the trader", flatten=flatten)
+        return Outcome(True, "kill switch engaged: open orders cancelled, new risk blocked")
+
+    async def reset_kill(self) -> Outcome:
+        self.engine.oms.reset_kill()
+        return Outcome(True, "kill switch reset")
