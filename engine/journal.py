@@ -40,6 +40,7 @@ from engine.core.models import (
     Side,
     TimeInForce,
 )
+from engine.sqlite_wal import WalCheckpointer
 
 SCHEMA_VERSION = 1
 # Backstop for the WAL size when nobody calls flush() (pages of 4 KiB: about 40 MiB).
@@ -273,6 +274,7 @@ class Journal:
             self._migrate()
         except sqlite3.DatabaseError as error:
             raise JournalError(f"cannot open the journal {self.path}: {error}") from None
+        self._checkpointer = WalCheckpointer(self.path) if isinstance(self.path, Path) else None
         if journal_mode != "wal" and str(self.path) != ":memory:":
             logger.warning("journal {} runs in {} mode, not WAL", self.path, journal_mode)
 
@@ -494,11 +496,13 @@ class Journal:
     # -- shutdown --------------------------------------------------------------------------
 
     def flush(self) -> None:
-        """Copy committed WAL pages into the database file, without waiting on readers.
+        """Ask for the WAL to be copied into the database file, on a background thread.
 
-        Every write is already durable when it returns; this only keeps the WAL short.
+        Every write is already durable when it returns; this only keeps the WAL short,
+        and returns at once so the checkpoint's fsyncs never stall the event loop.
         """
-        self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        if self._checkpointer is not None:
+            self._checkpointer.request()
 
     def checkpoint(self) -> None:
         """Copy the whole WAL into the database file and truncate it, for a tidy shutdown."""
@@ -506,6 +510,8 @@ class Journal:
 
     def close(self) -> None:
         """Checkpoint and close; the journal cannot be used afterwards."""
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
         try:
             self.checkpoint()
         finally:

@@ -53,7 +53,7 @@ def default_paths(settings: Settings, data_dir: Path | None = None) -> Paths:
     else:
         journal = base / f"journal-{settings.mode}.sqlite"
     journal.parent.mkdir(parents=True, exist_ok=True)
-    return Paths(journal=journal, sim_account=base / f"sim-account-{settings.mode}.json")
+    return Paths(journal=journal, sim_account=base / f"sim-account-{settings.mode}.sqlite")
 
 
 class Engine:
@@ -89,8 +89,6 @@ class Engine:
         self.bus.subscribe(Topic.SESSION, self._on_session)
 
         venue = settings.venue
-        if reset_sim and self.paths.sim_account.exists():
-            self.paths.sim_account.unlink()
         self.broker = SimBroker(
             self.bus,
             self.clock,
@@ -105,6 +103,7 @@ class Engine:
             ),
             state_path=self.paths.sim_account,
             instruments=instruments,
+            reset=reset_sim,
         )
         if reset_sim and self.paths.journal.exists():
             # A fresh paper account makes the old journal's positions meaningless.

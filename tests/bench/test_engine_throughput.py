@@ -63,7 +63,7 @@ def _build(tmp_path: Path, instruments):
         clock,
         market,
         SimVenueConfig(latency_ms=0.0),
-        state_path=None,
+        state_path=tmp_path / "venue.sqlite",
         instruments=instruments,
     )
     broker = _TimedBroker(venue)
@@ -124,13 +124,17 @@ def test_engine_dispatch_throughput_and_tick_to_order_latency(ibm_ticks, tmp_pat
     engine_rate = len(events) / elapsed
     bare_rate = _bare_loop(events)
 
-    latencies_us = [
-        (end - begin) / 1_000 for begin, end in zip(starts, broker.reached, strict=True)
-    ]
-    assert len(latencies_us) > 20
+    pairs = list(zip(starts, broker.reached, strict=True))
+    latencies_us = [(end[0] - begin[0]) / 1_000 for begin, end in pairs]
+    # CPU time of this thread over the same span: what the path costs when the (shared, noisy)
+    # machine does not preempt it. Both are reported; the goal is on wall time.
+    cpu_us = [(end[1] - begin[1]) / 1_000 for begin, end in pairs]
+    assert len(latencies_us) > 500
     assert len(oms.orders()) == len(latencies_us)
     p50 = statistics.median(latencies_us)
     p99 = statistics.quantiles(latencies_us, n=100)[98]
+    cpu_p50 = statistics.median(cpu_us)
+    cpu_p99 = statistics.quantiles(cpu_us, n=100)[98]
 
     # Reference for latency: publish -> one handler -> a no-op call, through the same bus.
     ref_bus = MessageBus()
@@ -145,6 +149,14 @@ def test_engine_dispatch_throughput_and_tick_to_order_latency(ibm_ticks, tmp_pat
     ref_p50 = statistics.median(ref_lat)
     ref_p99 = statistics.quantiles(ref_lat, n=100)[98]
 
+    for name, value, reference, goal in (
+        ("engine.tick_to_order_p50", p50, ref_p50, ""),
+        ("engine.tick_to_order_p99", p99, ref_p99, "< 200 us"),
+        ("engine.tick_to_order_cpu_p50", cpu_p50, ref_p50, ""),
+        ("engine.tick_to_order_cpu_p99", cpu_p99, ref_p99, ""),
+    ):
+        label = "bus publish->handler " + ("p99" if name.endswith("p99") else "p50")
+        record(Figure(name, value, "us", label, reference, value / reference, goal))
     record(
         Figure(
             "engine.events_per_s",
@@ -154,26 +166,5 @@ def test_engine_dispatch_throughput_and_tick_to_order_latency(ibm_ticks, tmp_pat
             bare_rate,
             engine_rate / bare_rate,
             ">= 200,000 events/s",
-        )
-    )
-    record(
-        Figure(
-            "engine.tick_to_order_p50",
-            p50,
-            "us",
-            "bus publish->handler p50",
-            ref_p50,
-            p50 / ref_p50,
-        )
-    )
-    record(
-        Figure(
-            "engine.tick_to_order_p99",
-            p99,
-            "us",
-            "bus publish->handler p99",
-            ref_p99,
-            p99 / ref_p99,
-            "< 200 us",
         )
     )

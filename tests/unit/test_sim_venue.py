@@ -8,8 +8,9 @@ only when a test advances the SimClock.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
-import json
+import sqlite3
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -750,7 +751,7 @@ def test_get_order_returns_the_venue_record(venue):
 
 
 def test_restart_continues_the_same_account(venues, tmp_path):
-    path = tmp_path / "sim-account.json"
+    path = tmp_path / "sim-account.sqlite"
     first = venues(path)
     first.quote("99.99", 500, "100.00", 500)
     first.submit(make_order("buy", "100"))
@@ -762,7 +763,7 @@ def test_restart_continues_the_same_account(venues, tmp_path):
 
 
 def test_resting_order_from_before_a_restart_still_fills(venues, tmp_path):
-    path = tmp_path / "sim-account.json"
+    path = tmp_path / "sim-account.sqlite"
     first = venues(path)
     first.quote("99.99", 500, "100.00", 500)
     first.submit(make_order("buy", "50", LIMIT, limit="99.00", order_id="resting"))
@@ -773,7 +774,7 @@ def test_resting_order_from_before_a_restart_still_fills(venues, tmp_path):
 
 
 def test_reset_starts_a_fresh_account(venues, tmp_path):
-    path = tmp_path / "sim-account.json"
+    path = tmp_path / "sim-account.sqlite"
     first = venues(path)
     first.quote("99.99", 500, "100.00", 500)
     first.submit(make_order("buy", "100"))
@@ -786,7 +787,7 @@ def test_reset_starts_a_fresh_account(venues, tmp_path):
 
 
 def test_execution_ids_stay_unique_across_a_reset(venues, tmp_path):
-    path = tmp_path / "sim-account.json"
+    path = tmp_path / "sim-account.sqlite"
     first = venues(path)
     first.quote("99.99", 500, "100.00", 500)
     first.submit(make_order("buy", "100"))
@@ -797,24 +798,23 @@ def test_execution_ids_stay_unique_across_a_reset(venues, tmp_path):
 
 
 def test_corrupt_account_file_is_a_broker_error(venues, tmp_path):
-    path = tmp_path / "sim-account.json"
+    path = tmp_path / "sim-account.sqlite"
     path.write_text("{not json", encoding="utf-8")
     with pytest.raises(BrokerError, match=r"is corrupt .*--reset-sim"):
         venues(path)
 
 
-def test_account_file_missing_a_field_is_a_broker_error(venues, tmp_path):
-    path = tmp_path / "sim-account.json"
-    venues(path)
-    document = json.loads(path.read_text(encoding="utf-8"))
-    del document["cash"]
-    path.write_text(json.dumps(document), encoding="utf-8")
-    with pytest.raises(BrokerError, match="KeyError"):
+def test_account_file_with_a_damaged_row_is_a_broker_error(venues, tmp_path):
+    path = tmp_path / "sim-account.sqlite"
+    asyncio.run(venues(path).broker.stop())
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        db.execute("UPDATE account SET cash = 'lots'")
+    with pytest.raises(BrokerError, match=r"is corrupt \(InvalidOperation.*--reset-sim"):
         venues(path)
 
 
 def test_reset_replaces_a_corrupt_account_file(venues, tmp_path):
-    path = tmp_path / "sim-account.json"
+    path = tmp_path / "sim-account.sqlite"
     path.write_text("{not json", encoding="utf-8")
     venues(path, reset=True)
     assert venues(path).account().cash == D("100000")
