@@ -198,6 +198,7 @@ class LocalClient:
             book = self._book()
             risk = self._risk()
         alerts = tuple(engine.alerts[cursor.alerts :])
+        engine.refresh_health()
         return EngineSnapshot(
             cursor=Cursor(market_version, self._book_version, len(engine.alerts)),
             clock_ns=engine.clock.now_ns(),

@@ -178,8 +178,12 @@ class Engine:
             self._report_health()
 
     def _report_health(self) -> None:
+        self.health.sample_rate()
+        self.refresh_health()
+
+    def refresh_health(self) -> None:
+        """Components report their state (cheap; the console calls it with every snapshot)."""
         health = self.health
-        health.sample_rate()
         driver = self.driver
         feed_status = Status.OK if not driver.exhausted else Status.DEGRADED
         health.beat(

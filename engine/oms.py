@@ -115,6 +115,7 @@ REJECTION_HISTORY = 200
 
 _KV_ACCOUNT = "account"
 _KV_SEQUENCE = "order_seq"
+_COMMAND_REFUSED = frozenset({TradeEvent.ORDER_CANCEL_REJECTED, TradeEvent.ORDER_REPLACE_REJECTED})
 _KV_KILL = "kill_switch"
 _KV_SESSION = "session"
 
@@ -740,8 +741,17 @@ class OrderManager:
             return
         fill = update.fill
         new_fill = fill is not None and fill.id not in self._fill_ids
-        legal = update.status in TRANSITIONS[order.status]
-        if legal:
+        # A refused cancel or replace reports the order as it stands (often already filled or
+        # cancelled): that is news about the command, not a transition.
+        unchanged = update.event in _COMMAND_REFUSED and update.status is order.status
+        legal = unchanged or update.status in TRANSITIONS[order.status]
+        if unchanged:
+            kind = EventKind.UPDATE
+            if update.reason:
+                self._alert(
+                    Severity.WARNING, f"{update.event.value} for {order.id}: {update.reason}"
+                )
+        elif legal:
             self._apply_update(order, update)
             kind = EventKind.UPDATE
         else:

@@ -124,3 +124,19 @@ def test_cancel_from_the_console(client):
     for _ in range(5):
         client.engine.driver.step()
     assert client.engine.oms.order(order_id).status is OrderStatus.CANCELED
+
+
+def test_a_refused_second_cancel_is_news_not_an_illegal_transition(client):
+    from engine.journal import EventKind
+
+    order_id = run(client.execute("buy 10 AAPL lmt 1.00 gtc")).order_id
+    for _ in range(5):
+        client.engine.driver.step()
+    assert run(client.cancel(order_id)).ok
+    assert run(client.cancel(order_id)).ok  # sent before the venue has answered the first
+    for _ in range(5):
+        client.engine.driver.step()
+    assert client.engine.oms.order(order_id).status is OrderStatus.CANCELED
+    kinds = {e.kind for e in client.engine.journal.load_events(order_id)}
+    assert EventKind.ILLEGAL_TRANSITION not in kinds
+    assert any("order_cancel_rejected" in a.message for a in client.engine.alerts)
