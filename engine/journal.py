@@ -31,14 +31,15 @@ from typing import Any
 from loguru import logger
 
 from engine.core.errors import TickdeckError
-from engine.core.models import (
-    Fill,
-    Order,
-    OrderRequest,
-    OrderStatus,
-    OrderType,
-    Side,
-    TimeInForce,
+from engine.core.models import Fill, Order, OrderRequest, OrderType, Side, TimeInForce
+from engine.sqlite_rows import (
+    FILL_COLUMNS,
+    ORDER_COLUMNS,
+    decode_decimal,
+    fill_from_row,
+    fill_to_row,
+    order_from_row,
+    order_to_row,
 )
 from engine.sqlite_wal import WalCheckpointer
 
@@ -110,44 +111,18 @@ _SCHEMA_V1 = (
 # Migrations in order: (the schema version it produces, the statements that produce it).
 _MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = ((1, _SCHEMA_V1),)
 
-_ORDER_COLUMNS = (
-    "id",
-    "symbol",
-    "side",
-    "qty",
-    "type",
-    "tif",
-    "status",
-    "created_ns",
-    "updated_ns",
-    "limit_price",
-    "stop_price",
-    "trail_price",
-    "trail_percent",
-    "filled_qty",
-    "filled_avg_price",
-    "broker_order_id",
-    "extended_hours",
-    "source",
-    "parent_id",
-    "replaces",
-    "replaced_by",
-    "reason",
-)
 _UPSERT_ORDER = (
-    f"INSERT INTO orders ({', '.join(_ORDER_COLUMNS)}) "
-    f"VALUES ({', '.join('?' for _ in _ORDER_COLUMNS)}) "
+    f"INSERT INTO orders ({', '.join(ORDER_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in ORDER_COLUMNS)}) "
     "ON CONFLICT(id) DO UPDATE SET "
-    + ", ".join(f"{column} = excluded.{column}" for column in _ORDER_COLUMNS[1:])
+    + ", ".join(f"{column} = excluded.{column}" for column in ORDER_COLUMNS[1:])
 )
-_SELECT_ORDERS = f"SELECT {', '.join(_ORDER_COLUMNS)} FROM orders ORDER BY rowid"
+_SELECT_ORDERS = f"SELECT {', '.join(ORDER_COLUMNS)} FROM orders ORDER BY rowid"
 _INSERT_FILL = (
-    "INSERT OR IGNORE INTO fills (id, order_id, symbol, side, qty, price, ts_ns, fee) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    f"INSERT OR IGNORE INTO fills ({', '.join(FILL_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in FILL_COLUMNS)})"
 )
-_SELECT_FILLS = (
-    "SELECT id, order_id, symbol, side, qty, price, ts_ns, fee FROM fills ORDER BY rowid"
-)
+_SELECT_FILLS = f"SELECT {', '.join(FILL_COLUMNS)} FROM fills ORDER BY rowid"
 _INSERT_EVENT = "INSERT INTO events (ts_ns, kind, order_id, payload) VALUES (?, ?, ?, ?)"
 _INSERT_REJECTION = "INSERT INTO rejections (ts_ns, request, reason) VALUES (?, ?, ?)"
 _SET_KV = (
@@ -219,14 +194,6 @@ def to_json(value: Any) -> str:
     return json.dumps(value, default=_json_default, separators=(",", ":"))
 
 
-def _text(value: Decimal | None) -> str | None:
-    return None if value is None else str(value)
-
-
-def _decimal(value: str | None) -> Decimal | None:
-    return None if value is None else Decimal(value)
-
-
 def _request_from_json(text: str) -> OrderRequest:
     data = json.loads(text)
     return OrderRequest(
@@ -235,10 +202,10 @@ def _request_from_json(text: str) -> OrderRequest:
         qty=Decimal(data["qty"]),
         type=OrderType(data["type"]),
         tif=TimeInForce(data["tif"]),
-        limit_price=_decimal(data["limit_price"]),
-        stop_price=_decimal(data["stop_price"]),
-        trail_price=_decimal(data["trail_price"]),
-        trail_percent=_decimal(data["trail_percent"]),
+        limit_price=decode_decimal(data["limit_price"]),
+        stop_price=decode_decimal(data["stop_price"]),
+        trail_price=decode_decimal(data["trail_price"]),
+        trail_percent=decode_decimal(data["trail_percent"]),
         client_order_id=data["client_order_id"],
         extended_hours=data["extended_hours"],
         source=data["source"],
@@ -349,50 +316,11 @@ class Journal:
 
     def save_order(self, order: Order) -> None:
         """Insert or update the full order record."""
-        self._execute(
-            _UPSERT_ORDER,
-            (
-                order.id,
-                order.symbol,
-                order.side.value,
-                str(order.qty),
-                order.type.value,
-                order.tif.value,
-                order.status.value,
-                order.created_ns,
-                order.updated_ns,
-                _text(order.limit_price),
-                _text(order.stop_price),
-                _text(order.trail_price),
-                _text(order.trail_percent),
-                str(order.filled_qty),
-                _text(order.filled_avg_price),
-                order.broker_order_id,
-                int(order.extended_hours),
-                order.source,
-                order.parent_id,
-                order.replaces,
-                order.replaced_by,
-                order.reason,
-            ),
-        )
+        self._execute(_UPSERT_ORDER, order_to_row(order))
 
     def add_fill(self, fill: Fill) -> bool:
         """Record an execution; False (and nothing written) if its id is already journaled."""
-        cursor = self._execute(
-            _INSERT_FILL,
-            (
-                fill.id,
-                fill.order_id,
-                fill.symbol,
-                fill.side.value,
-                str(fill.qty),
-                str(fill.price),
-                fill.ts_ns,
-                str(fill.fee),
-            ),
-        )
-        return cursor.rowcount == 1
+        return self._execute(_INSERT_FILL, fill_to_row(fill)).rowcount == 1
 
     def add_event(
         self, ts_ns: int, kind: EventKind, order_id: str | None, payload: Any = None
@@ -414,49 +342,11 @@ class Journal:
 
     def load_orders(self) -> list[Order]:
         """Every order, in the order it was first journaled."""
-        return [
-            Order(
-                id=row[0],
-                symbol=row[1],
-                side=Side(row[2]),
-                qty=Decimal(row[3]),
-                type=OrderType(row[4]),
-                tif=TimeInForce(row[5]),
-                status=OrderStatus(row[6]),
-                created_ns=row[7],
-                updated_ns=row[8],
-                limit_price=_decimal(row[9]),
-                stop_price=_decimal(row[10]),
-                trail_price=_decimal(row[11]),
-                trail_percent=_decimal(row[12]),
-                filled_qty=Decimal(row[13]),
-                filled_avg_price=_decimal(row[14]),
-                broker_order_id=row[15],
-                extended_hours=bool(row[16]),
-                source=row[17],
-                parent_id=row[18],
-                replaces=row[19],
-                replaced_by=row[20],
-                reason=row[21],
-            )
-            for row in self._db.execute(_SELECT_ORDERS)
-        ]
+        return [order_from_row(row) for row in self._db.execute(_SELECT_ORDERS)]
 
     def load_fills(self) -> list[Fill]:
         """Every execution, in the order it was journaled (the order it was applied)."""
-        return [
-            Fill(
-                id=row[0],
-                order_id=row[1],
-                symbol=row[2],
-                side=Side(row[3]),
-                qty=Decimal(row[4]),
-                price=Decimal(row[5]),
-                ts_ns=row[6],
-                fee=Decimal(row[7]),
-            )
-            for row in self._db.execute(_SELECT_FILLS)
-        ]
+        return [fill_from_row(row) for row in self._db.execute(_SELECT_FILLS)]
 
     def load_rejections(self, limit: int | None = None) -> list[JournalRejection]:
         """Rejected requests, oldest first; with ``limit``, only the most recent ones."""

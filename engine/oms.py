@@ -455,9 +455,7 @@ class OrderManager:
                 # The orders row holds the full record; the event says what was asked.
                 self._journal.add_event(now, EventKind.SUBMIT, order.id, _describe(order))
         except JournalError as error:
-            logger.error("{}; order not sent", error)
-            self._alert(Severity.ERROR, f"{error}; the order was not sent")
-            return SubmitResult(False, None, decision, f"{error}; the order was not sent")
+            return self._not_journaled(error, "order", decision)
         self._track(order)
         self._risk.record_submitted(request)
         self._bus.publish(Topic.ORDER, order)
@@ -467,6 +465,15 @@ class OrderManager:
             self._broker_refused(order, str(error))
             return SubmitResult(False, order, decision, f"the broker refused {order.id}: {error}")
         return SubmitResult(True, order, decision, f"{order.id} sent: {_describe(order)}")
+
+    def _not_journaled(
+        self, error: JournalError, what: str, decision: RiskDecision
+    ) -> SubmitResult:
+        """A request (``what``: order, replace) that was not sent: the journal refused it."""
+        logger.error("{}; {} not sent", error, what)
+        message = f"{error}; the {what} was not sent"
+        self._alert(Severity.ERROR, message)
+        return SubmitResult(False, None, decision, message)
 
     def _rejected(self, decision: RiskDecision) -> SubmitResult:
         self._rejections.append(decision)
@@ -606,9 +613,7 @@ class OrderManager:
                 )
         except JournalError as error:
             old.status = previous
-            logger.error("{}; replace not sent", error)
-            self._alert(Severity.ERROR, f"{error}; the replace was not sent")
-            return SubmitResult(False, None, decision, f"{error}; the replace was not sent")
+            return self._not_journaled(error, "replace", decision)
         self._track(new)
         self._risk.record_submitted(request)
         self._bus.publish(Topic.ORDER, old)

@@ -35,14 +35,17 @@ from pathlib import Path
 from loguru import logger
 
 from engine.core.errors import BrokerError
-from engine.core.models import (
-    Fill,
-    Order,
-    OrderStatus,
-    OrderType,
-    Position,
-    Side,
-    TimeInForce,
+from engine.core.models import Fill, Order, Position
+from engine.sqlite_rows import (
+    FILL_COLUMNS,
+    ORDER_COLUMNS,
+    decode_decimal,
+    decode_int,
+    encode_decimal,
+    fill_from_row,
+    fill_to_row,
+    order_from_row,
+    order_to_row,
 )
 from engine.sqlite_wal import WalCheckpointer
 
@@ -122,40 +125,21 @@ _SCHEMA_V1 = (
     """,
 )
 
-# The Order fields, in column order; the working state (triggered, watermark) follows them.
-ORDER_COLUMNS = (
-    "id",
-    "symbol",
-    "side",
-    "qty",
-    "type",
-    "tif",
-    "status",
-    "created_ns",
-    "updated_ns",
-    "limit_price",
-    "stop_price",
-    "trail_price",
-    "trail_percent",
-    "filled_qty",
-    "filled_avg_price",
-    "broker_order_id",
-    "extended_hours",
-    "source",
-    "parent_id",
-    "replaces",
-    "replaced_by",
-    "reason",
-)
-_ORDER_TABLE_COLUMNS = (ORDER_COLUMNS[0], "seq", *ORDER_COLUMNS[1:], "triggered", "watermark")
+# The Order's columns come first in the statements, so a row decodes with order_from_row;
+# the venue's working state (a triggered stop, a trailing stop's water mark) follows them.
+_WORKING_COLUMNS = ("triggered", "watermark")
+_WORKING = len(ORDER_COLUMNS)  # where the working state starts in a _SELECT_ORDERS row
+_ORDER_TABLE_COLUMNS = (*ORDER_COLUMNS, "seq", *_WORKING_COLUMNS)
 # seq is arrival order: an update leaves the seq of the row's first insert alone.
 _UPSERT_ORDER = (
     f"INSERT INTO orders ({', '.join(_ORDER_TABLE_COLUMNS)}) "
     f"VALUES ({', '.join('?' for _ in _ORDER_TABLE_COLUMNS)}) "
     "ON CONFLICT(id) DO UPDATE SET "
-    + ", ".join(f"{column} = excluded.{column}" for column in _ORDER_TABLE_COLUMNS[2:])
+    + ", ".join(
+        f"{column} = excluded.{column}" for column in (*ORDER_COLUMNS[1:], *_WORKING_COLUMNS)
+    )
 )
-_SELECT_ORDERS = f"SELECT {', '.join(_ORDER_TABLE_COLUMNS)} FROM orders ORDER BY seq"
+_SELECT_ORDERS = f"SELECT {', '.join((*ORDER_COLUMNS, *_WORKING_COLUMNS))} FROM orders ORDER BY seq"
 _UPSERT_POSITION = (
     "INSERT INTO positions (symbol, qty, avg_cost, realized_pnl, fees, last_price) "
     "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(symbol) DO UPDATE SET qty = excluded.qty, "
@@ -167,12 +151,10 @@ _SELECT_POSITIONS = (
     "SELECT symbol, qty, avg_cost, realized_pnl, fees, last_price FROM positions ORDER BY rowid"
 )
 _INSERT_FILL = (
-    "INSERT INTO fills (id, seq, order_id, symbol, side, qty, price, ts_ns, fee) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    f"INSERT INTO fills ({', '.join(FILL_COLUMNS)}, seq) "
+    f"VALUES ({', '.join('?' for _ in FILL_COLUMNS)}, ?)"
 )
-_SELECT_FILLS = (
-    "SELECT id, seq, order_id, symbol, side, qty, price, ts_ns, fee FROM fills ORDER BY seq"
-)
+_SELECT_FILLS = f"SELECT {', '.join(FILL_COLUMNS)} FROM fills ORDER BY seq"
 _INSERT_ACCOUNT = (
     "INSERT INTO account (id, account_id, cash, last_equity, order_seq, fill_seq) "
     "VALUES (1, ?, ?, ?, ?, ?)"
@@ -290,7 +272,7 @@ class AccountStore:
                     db.execute(_UPSERT_POSITION, _position_row(position))
                 for fill in changes.fills:
                     fill_seq += 1
-                    db.execute(_INSERT_FILL, _fill_row(fill, fill_seq))
+                    db.execute(_INSERT_FILL, (*fill_to_row(fill), fill_seq))
                 db.execute(
                     _UPDATE_ACCOUNT,
                     (
@@ -446,8 +428,8 @@ def _load(db: sqlite3.Connection) -> PaperAccount:
         account_id=account_id,
         cash=Decimal(cash),
         last_equity=Decimal(last_equity),
-        order_seq=_int(order_seq),
-        fill_seq=_int(fill_seq),
+        order_seq=decode_int(order_seq),
+        fill_seq=decode_int(fill_seq),
     )
     for row in db.execute(_SELECT_POSITIONS):
         position = Position(
@@ -456,89 +438,24 @@ def _load(db: sqlite3.Connection) -> PaperAccount:
             avg_cost=Decimal(row[2]),
             realized_pnl=Decimal(row[3]),
             fees=Decimal(row[4]),
-            last_price=_decimal(row[5]),
+            last_price=decode_decimal(row[5]),
         )
         account.positions[position.symbol] = position
     for row in db.execute(_SELECT_ORDERS):
-        order = _order(row)
+        order = order_from_row(row)
         account.orders[order.id] = order
         if order.status.is_open:
             account.working[order.id] = WorkingState(
-                triggered=bool(row[23]), watermark=_decimal(row[24])
+                triggered=bool(row[_WORKING]), watermark=decode_decimal(row[_WORKING + 1])
             )
-    account.fills = [
-        Fill(
-            id=row[0],
-            order_id=row[2],
-            symbol=row[3],
-            side=Side(row[4]),
-            qty=Decimal(row[5]),
-            price=Decimal(row[6]),
-            ts_ns=_int(row[7]),
-            fee=Decimal(row[8]),
-        )
-        for row in db.execute(_SELECT_FILLS)
-    ]
+    account.fills = [fill_from_row(row) for row in db.execute(_SELECT_FILLS)]
     return account
 
 
-def _order(row: tuple) -> Order:
-    """An Order from an orders row (column 1 is seq)."""
-    return Order(
-        id=row[0],
-        symbol=row[2],
-        side=Side(row[3]),
-        qty=Decimal(row[4]),
-        type=OrderType(row[5]),
-        tif=TimeInForce(row[6]),
-        status=OrderStatus(row[7]),
-        created_ns=_int(row[8]),
-        updated_ns=_int(row[9]),
-        limit_price=_decimal(row[10]),
-        stop_price=_decimal(row[11]),
-        trail_price=_decimal(row[12]),
-        trail_percent=_decimal(row[13]),
-        filled_qty=Decimal(row[14]),
-        filled_avg_price=_decimal(row[15]),
-        broker_order_id=row[16],
-        extended_hours=bool(row[17]),
-        source=row[18],
-        parent_id=row[19],
-        replaces=row[20],
-        replaced_by=row[21],
-        reason=row[22],
-    )
-
-
 def _order_row(order: Order, seq: int, state: WorkingState | None) -> tuple:
+    """An ``_UPSERT_ORDER`` row: the order's columns, then seq and its working state."""
     triggered, watermark = (False, None) if state is None else (state.triggered, state.watermark)
-    return (
-        order.id,
-        seq,
-        order.symbol,
-        order.side.value,
-        str(order.qty),
-        order.type.value,
-        order.tif.value,
-        order.status.value,
-        order.created_ns,
-        order.updated_ns,
-        _text(order.limit_price),
-        _text(order.stop_price),
-        _text(order.trail_price),
-        _text(order.trail_percent),
-        str(order.filled_qty),
-        _text(order.filled_avg_price),
-        order.broker_order_id,
-        int(order.extended_hours),
-        order.source,
-        order.parent_id,
-        order.replaces,
-        order.replaced_by,
-        order.reason,
-        int(triggered),
-        _text(watermark),
-    )
+    return (*order_to_row(order), seq, int(triggered), encode_decimal(watermark))
 
 
 def _position_row(position: Position) -> tuple:
@@ -548,34 +465,5 @@ def _position_row(position: Position) -> tuple:
         str(position.avg_cost),
         str(position.realized_pnl),
         str(position.fees),
-        _text(position.last_price),
+        encode_decimal(position.last_price),
     )
-
-
-def _fill_row(fill: Fill, seq: int) -> tuple:
-    return (
-        fill.id,
-        seq,
-        fill.order_id,
-        fill.symbol,
-        fill.side.value,
-        str(fill.qty),
-        str(fill.price),
-        fill.ts_ns,
-        str(fill.fee),
-    )
-
-
-def _text(value: Decimal | None) -> str | None:
-    return None if value is None else str(value)
-
-
-def _decimal(value: str | None) -> Decimal | None:
-    return None if value is None else Decimal(value)
-
-
-def _int(value: object) -> int:
-    # INTEGER affinity keeps text that does not look like a number: a damaged or hand-edited row.
-    if not isinstance(value, int):
-        raise TypeError(f"expected an integer, found {value!r}")
-    return value

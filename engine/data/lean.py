@@ -26,6 +26,7 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
+from typing import TypeVar
 
 from loguru import logger
 
@@ -310,6 +311,43 @@ def _shape_problem(prefix: str, open_: Decimal, high: Decimal, low: Decimal, clo
     return f"{prefix}open {open_} and close {close} must lie within low {low}..high {high}"
 
 
+# What a reader builds from one row: its model, or the fields it makes models of.
+_Record = TypeVar("_Record")
+
+
+def _timed_rows(
+    path: Path,
+    report: ReadReport,
+    clock: _MsClock,
+    width: int,
+    build: Callable[[list[str], int], _Record | None],
+) -> Iterator[_Record]:
+    """``build(row, ts_ns)`` for each good row of a day file whose rows start with the time.
+
+    A row that is not ``width`` fields, whose time is bad, or that ``build``
+    refuses with ``_BadRow`` is recorded in ``report`` and skipped. A row
+    ``build`` returns None for was flagged suspicious: it is counted and skipped,
+    though its time still counts as the latest.
+    """
+    base, convert = clock
+    source = _LeanCsv(path, report)
+    previous_ms = 0
+    for row in source.rows():
+        try:
+            if len(row) != width:
+                raise _BadRow(_field_count(row, width))
+            ms = _time_ms(row[0], previous_ms)
+            record = build(row, base + ms * NS_PER_MS if convert is None else convert(ms))
+        except _BadRow as exc:
+            source.bad(str(exc))
+            continue
+        previous_ms = ms
+        if record is None:
+            report.suspicious += 1
+            continue
+        yield record
+
+
 # -- minute bars ----------------------------------------------------------------------------
 
 
@@ -326,25 +364,16 @@ def read_minute_trades(
 
 
 def _minute_trades(path: Path, symbol: str, clock: _MsClock, report: ReadReport) -> Iterator[Bar]:
-    base, convert = clock
     prices, volumes = _Prices(), _Counts("volume")
-    source = _LeanCsv(path, report)
-    previous_ms = 0
-    for row in source.rows():
-        try:
-            if len(row) != 6:
-                raise _BadRow(_field_count(row, 6))
-            ms = _time_ms(row[0], previous_ms)
-            open_, high, low, close = prices[row[1]], prices[row[2]], prices[row[3]], prices[row[4]]
-            volume = volumes[row[5]]
-            if not (ZERO < low <= open_ <= high and low <= close <= high):
-                raise _BadRow(_shape_problem("", open_, high, low, close))
-        except _BadRow as exc:
-            source.bad(str(exc))
-            continue
-        previous_ms = ms
-        ts_ns = base + ms * NS_PER_MS if convert is None else convert(ms)
-        yield Bar(symbol, ts_ns, open_, high, low, close, volume, "1Min")
+
+    def bar(row: list[str], ts_ns: int) -> Bar:
+        open_, high, low, close = prices[row[1]], prices[row[2]], prices[row[3]], prices[row[4]]
+        volume = volumes[row[5]]
+        if not (ZERO < low <= open_ <= high and low <= close <= high):
+            raise _BadRow(_shape_problem("", open_, high, low, close))
+        return Bar(symbol, ts_ns, open_, high, low, close, volume, "1Min")
+
+    return _timed_rows(path, report, clock, 6, bar)
 
 
 def _quote_side(
@@ -381,23 +410,14 @@ def read_minute_quotes(
 
 
 def _minute_quotes(path: Path, symbol: str, clock: _MsClock, report: ReadReport) -> Iterator[Quote]:
-    base, convert = clock
     prices, sizes = _Prices(), _Counts("size")
-    source = _LeanCsv(path, report)
-    previous_ms = 0
-    for row in source.rows():
-        try:
-            if len(row) != 11:
-                raise _BadRow(_field_count(row, 11))
-            ms = _time_ms(row[0], previous_ms)
-            bid, bid_size = _quote_side(row[1:6], prices, sizes, "bid")
-            ask, ask_size = _quote_side(row[6:11], prices, sizes, "ask")
-        except _BadRow as exc:
-            source.bad(str(exc))
-            continue
-        previous_ms = ms
-        ts_ns = base + ms * NS_PER_MS if convert is None else convert(ms)
-        yield Quote(symbol, ts_ns + MINUTE_NS - 1, bid, bid_size, ask, ask_size)
+
+    def quote(row: list[str], ts_ns: int) -> Quote:
+        bid, bid_size = _quote_side(row[1:6], prices, sizes, "bid")
+        ask, ask_size = _quote_side(row[6:11], prices, sizes, "ask")
+        return Quote(symbol, ts_ns + MINUTE_NS - 1, bid, bid_size, ask, ask_size)
+
+    return _timed_rows(path, report, clock, 11, quote)
 
 
 # -- ticks ----------------------------------------------------------------------------------
@@ -426,28 +446,15 @@ def read_tick_trades(
 
 
 def _tick_trades(path: Path, symbol: str, clock: _MsClock, report: ReadReport) -> Iterator[Trade]:
-    base, convert = clock
     prices, sizes, flags = _Prices(), _Counts("size"), _Flags()
-    source = _LeanCsv(path, report)
-    previous_ms = 0
-    for row in source.rows():
-        try:
-            if len(row) != 6:
-                raise _BadRow(_field_count(row, 6))
-            ms = _time_ms(row[0], previous_ms)
-            price, size = prices[row[1]], sizes[row[2]]
-            if not price or not size:
-                raise _BadRow(f"a trade of {size} at {price} is not a trade")
-            suspicious = flags[row[5]]
-        except _BadRow as exc:
-            source.bad(str(exc))
-            continue
-        previous_ms = ms
-        if suspicious:
-            report.suspicious += 1
-            continue
-        ts_ns = base + ms * NS_PER_MS if convert is None else convert(ms)
-        yield Trade(symbol, ts_ns, price, size, row[3])
+
+    def trade(row: list[str], ts_ns: int) -> Trade | None:
+        price, size = prices[row[1]], sizes[row[2]]
+        if not price or not size:
+            raise _BadRow(f"a trade of {size} at {price} is not a trade")
+        return None if flags[row[5]] else Trade(symbol, ts_ns, price, size, row[3])
+
+    return _timed_rows(path, report, clock, 6, trade)
 
 
 def read_tick_quotes(
@@ -472,32 +479,20 @@ def read_tick_quotes(
 def _tick_quotes(
     path: Path, symbol: str, clock: _MsClock, report: ReadReport
 ) -> Iterator[VenueQuote]:
-    base, convert = clock
     prices, sizes, flags = _Prices(), _Counts("size"), _Flags()
     prices[""] = ZERO
     sizes[""] = 0
-    source = _LeanCsv(path, report)
-    previous_ms = 0
     bid_side, ask_side = BookSide.BID, BookSide.ASK
-    for row in source.rows():
-        try:
-            if len(row) != 8:
-                raise _BadRow(_field_count(row, 8))
-            ms_text, bid_text, bid_size_text, ask_text, ask_size_text, venue, _, flag = row
-            ms = _time_ms(ms_text, previous_ms)
-            bid, bid_size = prices[bid_text], sizes[bid_size_text]
-            ask, ask_size = prices[ask_text], sizes[ask_size_text]
-            if not venue:
-                raise _BadRow("the exchange field is empty")
-            suspicious = flags[flag]
-        except _BadRow as exc:
-            source.bad(str(exc))
-            continue
-        previous_ms = ms
-        if suspicious:
-            report.suspicious += 1
-            continue
-        ts_ns = base + ms * NS_PER_MS if convert is None else convert(ms)
+
+    def sides(row: list[str], ts_ns: int) -> tuple[int, str, Decimal, int, Decimal, int] | None:
+        _, bid_text, bid_size_text, ask_text, ask_size_text, venue, _, flag = row
+        bid, bid_size = prices[bid_text], sizes[bid_size_text]
+        ask, ask_size = prices[ask_text], sizes[ask_size_text]
+        if not venue:
+            raise _BadRow("the exchange field is empty")
+        return None if flags[flag] else (ts_ns, venue, bid, bid_size, ask, ask_size)
+
+    for ts_ns, venue, bid, bid_size, ask, ask_size in _timed_rows(path, report, clock, 8, sides):
         has_bid = bool(bid or bid_size)
         has_ask = bool(ask or ask_size)
         if has_bid or not has_ask:

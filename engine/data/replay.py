@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import date
@@ -214,27 +214,37 @@ class ReplaySource:
             index = len(streams)
             if self.resolution is Resolution.MINUTE:
                 if quotes.is_file():
-                    streams.append(self._minute_quote_stream(quotes, symbol, index, window))
+                    streams.append(
+                        self._stamped_stream(read_minute_quotes, quotes, symbol, index, window)
+                    )
                 if trades.is_file():
                     streams.append(self._bar_stream(trades, symbol, index + 1, window))
             else:
                 if quotes.is_file():
                     streams.append(self._nbbo_stream(quotes, symbol, index, window))
                 if trades.is_file():
-                    streams.append(self._trade_stream(trades, symbol, index + 1, window))
+                    streams.append(
+                        self._stamped_stream(read_tick_trades, trades, symbol, index + 1, window)
+                    )
         return streams
 
-    def _minute_quote_stream(
-        self, path: Path, symbol: str, index: int, window: tuple[int, int]
+    def _stamped_stream(
+        self,
+        read: Callable[[Path, str, ReadReport], Iterator[Quote | Trade]],
+        path: Path,
+        symbol: str,
+        index: int,
+        window: tuple[int, int],
     ) -> Iterator[_Item]:
+        """The events ``read`` gets from ``path``, released at their own time, within ``window``."""
         low, high = window
-        with closing(read_minute_quotes(path, symbol, self.report)) as quotes:
-            for quote in quotes:
-                ts_ns = quote.ts_ns
+        with closing(read(path, symbol, self.report)) as events:
+            for event in events:
+                ts_ns = event.ts_ns
                 if ts_ns > high:
                     return
                 if ts_ns >= low:
-                    yield ts_ns, _DATA_RANK, index, quote
+                    yield ts_ns, _DATA_RANK, index, event
 
     def _bar_stream(
         self, path: Path, symbol: str, index: int, window: tuple[int, int]
@@ -248,18 +258,6 @@ class ReplaySource:
                     return
                 if start >= low:
                     yield start + MINUTE_NS, _DATA_RANK, index, bar
-
-    def _trade_stream(
-        self, path: Path, symbol: str, index: int, window: tuple[int, int]
-    ) -> Iterator[_Item]:
-        low, high = window
-        with closing(read_tick_trades(path, symbol, self.report)) as trades:
-            for trade in trades:
-                ts_ns = trade.ts_ns
-                if ts_ns > high:
-                    return
-                if ts_ns >= low:
-                    yield ts_ns, _DATA_RANK, index, trade
 
     def _nbbo_stream(
         self, path: Path, symbol: str, index: int, window: tuple[int, int]

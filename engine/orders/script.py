@@ -23,7 +23,7 @@ from engine.core.conflate import MarketView
 from engine.core.errors import InputError
 from engine.core.models import OrderStatus
 from engine.core.prices import round_to_tick
-from engine.oms import OrderManager
+from engine.oms import OrderManager, SubmitResult
 from engine.orders.language import (
     CancelAll,
     CancelOrder,
@@ -146,37 +146,14 @@ class OrderScript:
         oms = self._oms
         match command:
             case SubmitOrder(request=request):
-                result = oms.submit(request)
-                if result.accepted and result.order is not None:
-                    self._record(
-                        number,
-                        text,
-                        Outcome.ACCEPTED,
-                        f"accepted as {result.order.id}",
-                        result.order.id,
-                    )
-                    self._awaiting = result.order.id
-                    return True
-                self._record(
-                    number, text, Outcome.REJECTED, result.message or result.decision.reason
-                )
+                return self._order_result(number, text, oms.submit(request), "accepted as")
             case CancelOrder(order_ref=ref):
                 self._command_result(number, text, oms.cancel(ref))
             case CancelAll():
                 self._command_result(number, text, oms.cancel_all())
             case ReplaceOrder(order_ref=ref, qty=qty, limit_price=limit, stop_price=stop):
                 result = oms.replace(ref, qty=qty, limit_price=limit, stop_price=stop)
-                if result.accepted and result.order is not None:
-                    self._record(
-                        number,
-                        text,
-                        Outcome.ACCEPTED,
-                        f"replacement {result.order.id}",
-                        result.order.id,
-                    )
-                    self._awaiting = result.order.id
-                    return True
-                self._record(number, text, Outcome.REJECTED, result.message)
+                return self._order_result(number, text, result, "replacement")
             case Flatten(symbol=symbol):
                 results = oms.flatten(symbol)
                 ok = all(r.accepted for r in results)
@@ -190,6 +167,16 @@ class OrderScript:
             case ResetKill():
                 oms.reset_kill()
                 self._record(number, text, Outcome.DONE, "kill switch reset")
+        return False
+
+    def _order_result(self, number: int, text: str, result: SubmitResult, sent_as: str) -> bool:
+        """Record a submit or replace; True when its order went out and the script waits for it."""
+        if result.accepted and result.order is not None:
+            order_id = result.order.id
+            self._record(number, text, Outcome.ACCEPTED, f"{sent_as} {order_id}", order_id)
+            self._awaiting = order_id
+            return True
+        self._record(number, text, Outcome.REJECTED, result.message)
         return False
 
     def _command_result(self, number: int, text: str, result) -> None:

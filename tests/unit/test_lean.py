@@ -231,6 +231,19 @@ def test_suspicious_tick_trades_are_skipped_and_counted(tmp_path: Path) -> None:
     assert (report.rows, report.suspicious, report.bad_count) == (3, 1, 0)
 
 
+def test_a_suspicious_rows_time_still_bars_a_later_row_from_going_back(tmp_path: Path) -> None:
+    rows = ["34200000,1815200,100,P,2000,0", "34200005,9999900,100,D,2000,1"]
+    path = write_lean_zip(
+        tmp_path, "tick", "ibm", "20131007_trade", [*rows, "34200002,1815300,50,N,0,0"]
+    )
+    report = ReadReport()
+    assert [trade.price for trade in read_tick_trades(path, report=report)] == [Decimal("181.52")]
+    assert report.bad_rows == [
+        f"{path}/20131007_trade_ibm_tick.csv:3: "
+        "time 34200002 ms goes back before the previous row's 34200005 ms"
+    ]
+
+
 def test_tick_quote_row_yields_only_its_quoted_side(lean_root: Path) -> None:
     # 14400054,0,0,1836300,100,Q,1,0
     path = lean_path(lean_root, "tick", "IBM", OCT_7, "quote")

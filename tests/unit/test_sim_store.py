@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import shutil
 import signal
 import sqlite3
@@ -25,7 +24,6 @@ import pytest
 from engine.broker.sim import SimBroker, SimVenueConfig
 from engine.broker.sim_store import (
     CHECKPOINT_EVERY,
-    ORDER_COLUMNS,
     PAGE_SIZE,
     SCHEMA_VERSION,
     Changes,
@@ -47,6 +45,7 @@ from engine.core.models import (
     Side,
     TimeInForce,
 )
+from engine.sqlite_rows import FILL_COLUMNS, ORDER_COLUMNS
 
 D = Decimal
 SYMBOL = "XYZ"
@@ -418,5 +417,10 @@ def test_the_wal_is_checkpointed_into_the_database_file_in_the_background(path):
         store.close()
 
 
-def test_every_order_field_has_a_column():
-    assert tuple(f.name for f in dataclasses.fields(Order)) == ORDER_COLUMNS
+def test_the_orders_and_fills_tables_have_a_column_for_every_field(path):
+    store, _, _ = open_account(path, D("100000"), reset=False)
+    store.close()
+    with read_only(path) as db:
+        for table, columns in (("orders", ORDER_COLUMNS), ("fills", FILL_COLUMNS)):
+            names = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+            assert set(columns) <= names
