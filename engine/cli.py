@@ -9,8 +9,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from loguru import logger
 from platformdirs import user_log_dir
@@ -20,7 +22,16 @@ from engine.core.clock import NEW_YORK, datetime_to_ns
 from engine.core.errors import InputError, TickdeckError
 from engine.logs import configure_logging, register_secrets
 
+if TYPE_CHECKING:
+    from engine.client import EngineClient
+    from engine.node import Engine
+
 EXIT_INPUT = 2
+
+ConsoleRunner = Callable[[Settings, Callable[[], "EngineClient"]], int]
+"""Opens the console: given the settings and a factory for the engine client, returns the exit
+status. The console lives in ``tui``, which the engine may not import, so its entry point hands
+this in (``tui.__main__``); the factory is called once the console has checked its own options."""
 
 SESSION_OPEN = time(9, 30)
 
@@ -80,14 +91,48 @@ def _engine_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data-dir", metavar="DIR", help="where the journal and sim account live")
 
 
+def _console_options(parser: argparse.ArgumentParser) -> None:
+    """Options for the console, which opens when no subcommand is given."""
+    group = parser.add_argument_group("console (no subcommand)")
+    group.add_argument(
+        "--replay", metavar="PATH", help="rehearse recorded data (a Lean folder or zip file)"
+    )
+    group.add_argument("--speed", type=float, metavar="X", help="market time per wall second")
+    group.add_argument("--seed", type=int, help="sim market seed (same seed, same market)")
+    group.add_argument(
+        "--symbols", metavar="A,B,...", help="watchlist (default: the bundled large caps)"
+    )
+    group.add_argument("--start", metavar="DATE", help="sim session date (default: today)")
+    group.add_argument("--data-dir", metavar="DIR", help="where the journal and sim account live")
+    group.add_argument(
+        "--reset-sim", action="store_true", help="start a fresh sim paper account (and journal)"
+    )
+    group.add_argument("--theme", metavar="NAME", help="tickdeck-dark, tickdeck-light, ...")
+    group.add_argument(
+        "--refresh-hz", type=int, metavar="HZ", help="engine snapshots per second (10-30)"
+    )
+    group.add_argument(
+        "--fps", type=int, metavar="N", help="most frames drawn per second (TEXTUAL_FPS wins)"
+    )
+    group.add_argument(
+        "--mouse",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="mouse support (--no-mouse over slow SSH links; the keyboard does everything)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="tickdeck", description="Keyboard-driven trading console for Alpaca."
+        prog="tickdeck",
+        description="Keyboard-driven trading console for Alpaca. With no subcommand, "
+        "opens the console on the simulated market (or on recorded data with --replay).",
     )
     parser.add_argument(
         "--config", metavar="PATH", help="config file (default: the platform config dir)"
     )
     parser.add_argument("--log-level", metavar="LEVEL", help="DEBUG, INFO, WARNING or ERROR")
+    _console_options(parser)
     sub = parser.add_subparsers(dest="command")
     _engine_parser(sub)
     config = sub.add_parser("config", help="configuration")
@@ -113,10 +158,27 @@ def _cli_overrides(args: argparse.Namespace) -> dict[str, object]:
         )
         if args.data and not args.mode:
             values["mode"] = Mode.REPLAY.value
+    elif args.command is None:
+        values.update(
+            {
+                "seed": args.seed,
+                "speed": args.speed,
+                "data": args.replay,
+                "symbols": args.symbols,
+                "sim.start": args.start,
+                "console.theme": args.theme,
+                "console.refresh_hz": args.refresh_hz,
+                "console.fps": args.fps,
+                "console.mouse": args.mouse,
+            }
+        )
+        if args.replay:
+            values["mode"] = Mode.REPLAY.value
     return values
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, console: ConsoleRunner | None = None) -> int:
+    """Run ``tickdeck``; with no subcommand, open the console through ``console``."""
     parser = build_parser()
     logger.remove()  # nothing is logged until configure_logging() installs the real sinks
     try:
@@ -131,17 +193,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "config":
             print(render_settings(settings))
             return 0
+        if args.command is None:
+            return _run_console(args, settings, console)
         return _run_engine(args, settings)
     except TickdeckError as error:
         print(f"tickdeck: {error}", file=sys.stderr)
         return EXIT_INPUT
 
 
-def _run_engine(args: argparse.Namespace, settings: Settings) -> int:
-    from engine.headless import HeadlessRunner, demo_lines
-    from engine.node import Engine
-    from engine.orders.script import OrderScript
-
+def _configure_logs(settings: Settings, *, to_stderr: bool) -> None:
     log = settings.log
     log_dir = Path(log.dir) if log.dir else Path(user_log_dir("tickdeck", appauthor=False))
     configure_logging(
@@ -150,15 +210,48 @@ def _run_engine(args: argparse.Namespace, settings: Settings) -> int:
         json_file=log.json,
         rotation=log.rotation,
         retention=log.retention,
+        console=to_stderr,
     )
+
+
+def build_engine(args: argparse.Namespace, settings: Settings) -> Engine:
+    """The engine for ``settings``: the one place both the headless runner and the console build it."""
+    from engine.node import Engine
+
     # The wall clock is read here, at the edge, only to pick the sim's session date.
     start_ns = sim_start_ns(settings.sim.start, datetime.now(NEW_YORK).date())
-    engine = Engine(
+    return Engine(
         settings,
         start_ns=start_ns,
         data_dir=Path(args.data_dir) if getattr(args, "data_dir", None) else None,
         reset_sim=getattr(args, "reset_sim", False),
     )
+
+
+def _run_console(
+    args: argparse.Namespace, settings: Settings, console: ConsoleRunner | None
+) -> int:
+    if console is None:
+        raise InputError(
+            "this entry point has no console; run `tickdeck` for it, or `tickdeck engine` headless"
+        )
+    # The terminal belongs to the console: log lines go to the file only.
+    _configure_logs(settings, to_stderr=False)
+
+    def make_client() -> EngineClient:
+        from engine.client import LocalClient
+
+        return LocalClient(build_engine(args, settings))
+
+    return console(settings, make_client)
+
+
+def _run_engine(args: argparse.Namespace, settings: Settings) -> int:
+    from engine.headless import HeadlessRunner, demo_lines
+    from engine.orders.script import OrderScript
+
+    _configure_logs(settings, to_stderr=True)
+    engine = build_engine(args, settings)
     script: OrderScript | None = None
     stdin_script = False
     if getattr(args, "demo", False):

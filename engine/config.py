@@ -21,6 +21,7 @@ beats its ``APCA_*`` twin. CLI flags arrive as a mapping of dotted keys
 Values are converted from each field's type hint: numbers for money stay exact
 ``Decimal`` (TOML floats are read as ``Decimal``), booleans accept
 true/false/1/0/yes/no/on/off, lists accept a comma- or space-separated string,
+tables (the console keymap) accept ``name=value`` pairs separated by ``;``,
 and an optional setting is turned off by ``"none"`` or ``""`` (or TOML ``false``
 for an optional number). Any unknown key in the file or in the ``TICKDECK_``
 namespace is an error, so a typo never silently does nothing; names other
@@ -38,7 +39,7 @@ import os
 import re
 import tomllib
 import types
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -71,6 +72,10 @@ ALPACA_ENV = {
 
 ALPACA_PAPER_URL = "https://paper-api.alpaca.markets"
 ALPACA_LIVE_URL = "https://api.alpaca.markets"
+
+MIN_REFRESH_HZ = 10
+MAX_REFRESH_HZ = 30
+"""The console pulls engine snapshots this many times a second, at least and at most."""
 
 _T = TypeVar("_T")
 _ENV_PREFIX = "TICKDECK_"
@@ -214,6 +219,38 @@ class AlpacaSettings:
 
 
 @dataclass(slots=True, frozen=True)
+class ConsoleSettings:
+    """The Textual console: look, refresh rate, keys and the order ticket's default size.
+
+    ``keymap`` maps a binding id (the console's help screen, F1, lists them) to
+    the keys that should trigger it, comma-separated (``app.buy_ticket = "f5,ctrl+b"``).
+    ``fps`` becomes ``TEXTUAL_FPS`` when the environment does not set it: a
+    lower frame rate keeps a console over SSH light on the link.
+    """
+
+    theme: str = "tickdeck-dark"
+    refresh_hz: int = 20  # snapshots pulled from the engine per second
+    fps: int = 30
+    mouse: bool = True
+    ticket_qty: Decimal = Decimal(100)  # quantity of the tickets F-keys prefill
+    keymap: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        theme = self.theme.strip()
+        _check(bool(theme), "theme must not be empty")
+        object.__setattr__(self, "theme", theme)
+        _check(
+            MIN_REFRESH_HZ <= self.refresh_hz <= MAX_REFRESH_HZ,
+            f"refresh_hz must be from {MIN_REFRESH_HZ} to {MAX_REFRESH_HZ}, got {self.refresh_hz}",
+        )
+        _check(1 <= self.fps <= 120, f"fps must be from 1 to 120, got {self.fps}")
+        _check(self.ticket_qty > 0, f"ticket_qty must be more than zero, got {self.ticket_qty}")
+        for binding_id, keys in self.keymap.items():
+            _check(bool(binding_id.strip()), "keymap must not contain an empty binding id")
+            _check(bool(keys.strip()), f"keymap entry '{binding_id}' must name at least one key")
+
+
+@dataclass(slots=True, frozen=True)
 class Settings:
     """The effective configuration. Build it with ``load_settings``.
 
@@ -235,6 +272,7 @@ class Settings:
     journal: JournalSettings = field(default_factory=JournalSettings)
     log: LogSettings = field(default_factory=LogSettings)
     alpaca: AlpacaSettings = field(default_factory=AlpacaSettings)
+    console: ConsoleSettings = field(default_factory=ConsoleSettings)
     sources: Mapping[str, Origin] = field(
         default_factory=dict, compare=False, repr=False, metadata={"setting": False}
     )
@@ -334,6 +372,8 @@ def _convert(value: object, hint: object) -> object:
             raise ValueError(f"must be a list, got {_show(value)}")
         converted = [_convert(each, item) for each in items]
         return converted if origin is list else tuple(converted)
+    if origin is dict:
+        return _to_table(value, get_args(hint))
     if hint is bool:
         return _to_bool(value)
     if hint is int:
@@ -347,6 +387,37 @@ def _convert(value: object, hint: object) -> object:
     if isinstance(hint, type) and issubclass(hint, Enum):
         return _to_enum(value, hint)
     raise TypeError(f"settings cannot convert to {hint}")
+
+
+def _to_table(value: object, hints: tuple[object, ...]) -> dict[object, object]:
+    """A TOML table, or text of ``name=value`` pairs separated by semicolons (env, CLI).
+
+    TOML reads an unquoted dotted name (``quotes.up = "k"``) as nested tables;
+    they are joined back into the dotted name the user wrote.
+    """
+    key_hint, value_hint = hints
+    if isinstance(value, str):
+        pairs: list[tuple[object, object]] = []
+        for part in (p.strip() for p in value.split(";")):
+            if not part:
+                continue
+            name, equals, item = part.partition("=")
+            if not equals:
+                raise ValueError(f"must be name=value pairs separated by ';', got '{part}'")
+            pairs.append((name.strip(), item.strip()))
+    elif isinstance(value, Mapping):
+        pairs = list(_dotted(value))
+    else:
+        raise ValueError(f"must be a table, got {_show(value)}")
+    return {_convert(name, key_hint): _convert(item, value_hint) for name, item in pairs}
+
+
+def _dotted(table: Mapping[object, object], prefix: str = "") -> Iterator[tuple[str, object]]:
+    for name, item in table.items():
+        if isinstance(item, Mapping):
+            yield from _dotted(item, f"{prefix}{name}.")
+        else:
+            yield f"{prefix}{name}", item
 
 
 def _to_bool(value: object) -> bool:
@@ -636,6 +707,11 @@ def _toml_value(value: object) -> str:
         return format(value, "f")
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_toml_value(item) for item in value) + "]"
+    if isinstance(value, Mapping):
+        pairs = (
+            f"{json.dumps(str(k), ensure_ascii=False)} = {_toml_value(v)}" for k, v in value.items()
+        )
+        return "{" + ", ".join(pairs) + "}"
     return repr(value)
 
 

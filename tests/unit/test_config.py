@@ -322,6 +322,59 @@ def test_a_file_that_is_not_utf8_is_an_error_naming_the_file(tmp_path):
     assert caught.value.key == str(path)
 
 
+# --- the console section ----------------------------------------------------------------
+
+
+def test_console_defaults(load):
+    console = load().console
+    assert (console.theme, console.refresh_hz, console.fps, console.mouse, console.keymap) == (
+        "tickdeck-dark",
+        20,
+        30,
+        True,
+        {},
+    )
+    assert console.ticket_qty == Decimal(100)
+
+
+@pytest.mark.parametrize("hz", ["9", "31"])
+def test_a_refresh_rate_outside_10_to_30_hz_names_the_key(load, hz):
+    error = config_error(load, env={"TICKDECK_CONSOLE__REFRESH_HZ": hz})
+    assert str(error) == (
+        f"config: console.refresh_hz: must be from 10 to 30, got {hz} "
+        "(from TICKDECK_CONSOLE__REFRESH_HZ)"
+    )
+
+
+def test_the_keymap_comes_from_a_toml_table(load):
+    toml = '[console.keymap]\n"app.buy_ticket" = "f5,ctrl+b"\nhelp = "f1"\n'
+    assert load(toml).console.keymap == {"app.buy_ticket": "f5,ctrl+b", "help": "f1"}
+
+
+def test_unquoted_dotted_keymap_names_keep_their_dots(load):
+    toml = '[console.keymap]\napp.buy_ticket = "f5"\nquotes.up = "k"\n'
+    assert load(toml).console.keymap == {"app.buy_ticket": "f5", "quotes.up": "k"}
+
+
+def test_the_keymap_comes_from_semicolon_separated_pairs_in_the_environment(load):
+    env = {"TICKDECK_CONSOLE__KEYMAP": "app.buy_ticket = f5,ctrl+b; app.help=f1"}
+    assert load(env=env).console.keymap == {"app.buy_ticket": "f5,ctrl+b", "app.help": "f1"}
+
+
+def test_a_keymap_pair_without_keys_names_the_key(load):
+    error = config_error(load, env={"TICKDECK_CONSOLE__KEYMAP": "help"})
+    assert error.key == "console.keymap" and "'help'" in str(error)
+
+
+def test_a_keymap_entry_with_no_keys_is_an_error(load):
+    error = config_error(load, toml='[console.keymap]\nhelp = " "\n')
+    assert (error.key, "'help'" in str(error)) == ("console.keymap", True)
+
+
+def test_a_keymap_that_is_not_a_table_names_the_key(load):
+    assert config_error(load, toml="[console]\nkeymap = 3\n").key == "console.keymap"
+
+
 # --- render_settings ------------------------------------------------------------------
 
 
@@ -370,3 +423,8 @@ def test_render_puts_section_values_under_their_table(load):
 def test_render_names_the_config_file_that_was_read(load, tmp_path):
     text = render_settings(load("seed = 1\n"))
     assert f"# file: {tmp_path / 'config.toml'}" in text
+
+
+def test_render_shows_the_keymap_as_an_inline_table(load):
+    text = render_settings(load('[console.keymap]\nhelp = "f1"\n'))
+    assert 'keymap = {"help" = "f1"}' in text
