@@ -585,7 +585,7 @@ class RiskEngine:
         if self._max_pos_qty is not None:
             usages.append(
                 _usage(
-                    f"largest position {qty_symbol}".rstrip(),
+                    f"pos qty {qty_symbol}".rstrip(),
                     largest_qty,
                     self._max_pos_qty,
                     RiskCheck.MAX_POSITION,
@@ -594,7 +594,7 @@ class RiskEngine:
         if self._max_pos_notional is not None:
             usages.append(
                 _usage(
-                    f"largest position value {value_symbol}".rstrip(),
+                    f"pos $ {value_symbol}".rstrip(),
                     largest_value,
                     self._max_pos_notional,
                     RiskCheck.MAX_POSITION,

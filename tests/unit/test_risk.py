@@ -835,9 +835,9 @@ def test_utilization_reports_each_enabled_limit_in_use(risk, book):
         "open orders": (D(2), D(200), D("0.01"), RiskCheck.MAX_OPEN_ORDERS),
         "gross exposure": (D(250_000), D(500_000), D("0.5"), RiskCheck.GROSS_EXPOSURE),
         "daily loss": (D(1_000), D(5_000), D("0.2"), RiskCheck.DAILY_LOSS),
-        "largest position AAPL": (D(1_500), D(20_000), D("0.075"), RiskCheck.MAX_POSITION),
+        "pos qty AAPL": (D(1_500), D(20_000), D("0.075"), RiskCheck.MAX_POSITION),
         # marked at the AAPL mid, 187.075
-        "largest position value AAPL": (
+        "pos $ AAPL": (
             D("280612.5"),
             D(300_000),
             D("0.935375"),
