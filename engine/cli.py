@@ -34,6 +34,7 @@ status. The console lives in ``tui``, which the engine may not import, so its en
 this in (``tui.__main__``); the factory is called once the console has checked its own options."""
 
 SESSION_OPEN = time(9, 30)
+LIVE_HELP = "trade real money with Alpaca (asks you to type LIVE first; paper is the default)"
 
 
 def sim_start_ns(start: str | None, today: date) -> int:
@@ -89,6 +90,7 @@ def _engine_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--keep-open", action="store_true", help="leave open orders working at exit")
     p.add_argument("--data-dir", metavar="DIR", help="where the journal and sim account live")
+    p.add_argument("--live", action="store_true", help=LIVE_HELP)
 
 
 def _console_options(parser: argparse.ArgumentParser) -> None:
@@ -107,6 +109,10 @@ def _console_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--reset-sim", action="store_true", help="start a fresh sim paper account (and journal)"
     )
+    group.add_argument(
+        "--mode", choices=[m.value for m in Mode], help="sim (default), replay, paper or live"
+    )
+    group.add_argument("--live", action="store_true", help=LIVE_HELP)
     group.add_argument("--theme", metavar="NAME", help="tickdeck-dark, tickdeck-light, ...")
     group.add_argument(
         "--refresh-hz", type=int, metavar="HZ", help="engine snapshots per second (10-30)"
@@ -138,7 +144,22 @@ def build_parser() -> argparse.ArgumentParser:
     config = sub.add_parser("config", help="configuration")
     config_sub = config.add_subparsers(dest="config_command", required=True)
     config_sub.add_parser("show", help="print the effective config, secrets masked")
+    _dev_parser(sub)
     return parser
+
+
+def _dev_parser(sub: argparse._SubParsersAction) -> None:
+    dev = sub.add_parser("dev", help="developer tools")
+    dev_sub = dev.add_subparsers(dest="dev_command", required=True)
+    server = dev_sub.add_parser(
+        "alpaca-server", help="run a local Alpaca-protocol server on 127.0.0.1 until Ctrl-C"
+    )
+    server.add_argument("--port", type=int, default=0, help="port (default: any free one)")
+    server.add_argument("--seed", type=int, default=7, help="sim market seed (default 7)")
+    server.add_argument(
+        "--symbols", nargs="+", default=["AAPL", "MSFT", "SPY"], help="symbols it trades"
+    )
+    server.add_argument("--speed", type=float, default=1.0, help="sim market speed (1 = real time)")
 
 
 def _cli_overrides(args: argparse.Namespace) -> dict[str, object]:
@@ -174,7 +195,25 @@ def _cli_overrides(args: argparse.Namespace) -> dict[str, object]:
         )
         if args.replay:
             values["mode"] = Mode.REPLAY.value
+        elif args.mode:
+            values["mode"] = args.mode
+    if getattr(args, "live", False):
+        values["mode"] = Mode.LIVE.value
     return values
+
+
+def confirm_live(args: argparse.Namespace, settings: Settings, ask=input) -> bool:
+    """Live trading needs the --live flag AND the word LIVE typed at a terminal; True when given."""
+    if settings.mode is not Mode.LIVE:
+        return False
+    if not getattr(args, "live", False):
+        raise InputError("mode 'live' trades real money: it needs the --live flag as well")
+    if not sys.stdin.isatty():
+        raise InputError("live trading needs its confirmation typed at a terminal; nothing started")
+    answer = ask(f"Trade REAL money through {settings.alpaca.base_url}? Type LIVE to go on: ")
+    if answer.strip() != "LIVE":
+        raise InputError("live trading was not confirmed; nothing was started")
+    return True
 
 
 def main(argv: list[str] | None = None, *, console: ConsoleRunner | None = None) -> int:
@@ -193,9 +232,12 @@ def main(argv: list[str] | None = None, *, console: ConsoleRunner | None = None)
         if args.command == "config":
             print(render_settings(settings))
             return 0
+        if args.command == "dev":
+            return _run_dev(args, settings)
+        live = confirm_live(args, settings)
         if args.command is None:
-            return _run_console(args, settings, console)
-        return _run_engine(args, settings)
+            return _run_console(args, settings, console, live)
+        return _run_engine(args, settings, live)
     except TickdeckError as error:
         print(f"tickdeck: {error}", file=sys.stderr)
         return EXIT_INPUT
@@ -214,7 +256,9 @@ def _configure_logs(settings: Settings, *, to_stderr: bool) -> None:
     )
 
 
-def build_engine(args: argparse.Namespace, settings: Settings) -> Engine:
+def build_engine(
+    args: argparse.Namespace, settings: Settings, *, live_confirmed: bool = False
+) -> Engine:
     """The engine for ``settings``: the one place both the headless runner and the console build it."""
     from engine.node import Engine
 
@@ -225,11 +269,12 @@ def build_engine(args: argparse.Namespace, settings: Settings) -> Engine:
         start_ns=start_ns,
         data_dir=Path(args.data_dir) if getattr(args, "data_dir", None) else None,
         reset_sim=getattr(args, "reset_sim", False),
+        live_confirmed=live_confirmed,
     )
 
 
 def _run_console(
-    args: argparse.Namespace, settings: Settings, console: ConsoleRunner | None
+    args: argparse.Namespace, settings: Settings, console: ConsoleRunner | None, live: bool
 ) -> int:
     if console is None:
         raise InputError(
@@ -241,17 +286,17 @@ def _run_console(
     def make_client() -> EngineClient:
         from engine.client import LocalClient
 
-        return LocalClient(build_engine(args, settings))
+        return LocalClient(build_engine(args, settings, live_confirmed=live))
 
     return console(settings, make_client)
 
 
-def _run_engine(args: argparse.Namespace, settings: Settings) -> int:
+def _run_engine(args: argparse.Namespace, settings: Settings, live: bool) -> int:
     from engine.headless import HeadlessRunner, demo_lines
     from engine.orders.script import OrderScript
 
     _configure_logs(settings, to_stderr=True)
-    engine = build_engine(args, settings)
+    engine = build_engine(args, settings, live_confirmed=live)
     script: OrderScript | None = None
     stdin_script = False
     if getattr(args, "demo", False):
@@ -277,6 +322,13 @@ def _run_engine(args: argparse.Namespace, settings: Settings) -> int:
     except KeyboardInterrupt:
         logger.info("interrupted")
         return 130
+
+
+def _run_dev(args: argparse.Namespace, settings: Settings) -> int:
+    from engine.alpaca.server.dev import run_dev_server
+
+    _configure_logs(settings, to_stderr=True)
+    return run_dev_server(port=args.port, seed=args.seed, symbols=args.symbols, speed=args.speed)
 
 
 if __name__ == "__main__":

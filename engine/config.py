@@ -508,6 +508,7 @@ def _env_name(key: str) -> str:
 
 
 _Layer = dict[str, tuple[object, Origin]]
+_SECRET_KEYS = ("alpaca.key_id", "alpaca.secret_key")
 
 
 def _file_layer(path: Path, explicit_by: str | None) -> _Layer:
@@ -540,6 +541,12 @@ def _file_layer(path: Path, explicit_by: str | None) -> _Layer:
     for key in layer:
         if key not in _SCHEMA:
             raise ConfigError(key, _unknown(key, list(_SCHEMA), f" (in {path})"))
+    secrets = [key for key in _SECRET_KEYS if layer.get(key, (None,))[0]]
+    if secrets and path.stat().st_mode & 0o077:
+        # A key readable by other users of the box is a key given away.
+        raise ConfigError(
+            secrets[0], f"is in {path}, which other users can read; run `chmod 600 {path}`"
+        )
     return layer
 
 

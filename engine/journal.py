@@ -31,7 +31,15 @@ from typing import Any
 from loguru import logger
 
 from engine.core.errors import TickdeckError
-from engine.core.models import Fill, Order, OrderRequest, OrderType, Side, TimeInForce
+from engine.core.models import (
+    Fill,
+    Order,
+    OrderClass,
+    OrderRequest,
+    OrderType,
+    Side,
+    TimeInForce,
+)
 from engine.sqlite_rows import (
     FILL_COLUMNS,
     ORDER_COLUMNS,
@@ -43,7 +51,7 @@ from engine.sqlite_rows import (
 )
 from engine.sqlite_wal import WalCheckpointer
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 # Backstop for the WAL size when nobody calls flush() (pages of 4 KiB: about 40 MiB).
 _WAL_BACKSTOP_PAGES = 10_000
 
@@ -108,8 +116,16 @@ _SCHEMA_V1 = (
     "CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
 )
 
+# Version 2: Alpaca's order classes (bracket, OCO, OTO) and their leg prices.
+_SCHEMA_V2 = (
+    "ALTER TABLE orders ADD COLUMN order_class TEXT NOT NULL DEFAULT 'simple'",
+    "ALTER TABLE orders ADD COLUMN take_profit_price TEXT",
+    "ALTER TABLE orders ADD COLUMN stop_loss_price TEXT",
+    "ALTER TABLE orders ADD COLUMN stop_loss_limit_price TEXT",
+)
+
 # Migrations in order: (the schema version it produces, the statements that produce it).
-_MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = ((1, _SCHEMA_V1),)
+_MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = ((1, _SCHEMA_V1), (2, _SCHEMA_V2))
 
 _UPSERT_ORDER = (
     f"INSERT INTO orders ({', '.join(ORDER_COLUMNS)}) "
@@ -210,6 +226,11 @@ def _request_from_json(text: str) -> OrderRequest:
         extended_hours=data["extended_hours"],
         source=data["source"],
         parent_id=data["parent_id"],
+        # Requests journaled before schema version 2 have no order class.
+        order_class=OrderClass(data.get("order_class", OrderClass.SIMPLE)),
+        take_profit_price=decode_decimal(data.get("take_profit_price")),
+        stop_loss_price=decode_decimal(data.get("stop_loss_price")),
+        stop_loss_limit_price=decode_decimal(data.get("stop_loss_limit_price")),
     )
 
 

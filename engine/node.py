@@ -16,22 +16,36 @@ from pathlib import Path
 from loguru import logger
 from platformdirs import user_data_dir
 
+from engine.alpaca.broker import AlpacaBroker
+from engine.alpaca.endpoints import resolve_endpoints
+from engine.alpaca.stream import AlpacaMarketData, StreamState
+from engine.broker.base import Broker
 from engine.broker.sim import SimBroker, SimVenueConfig
 from engine.config import Mode, Settings, Source
 from engine.core.bus import MessageBus, Topic
-from engine.core.clock import NS_PER_MS, NS_PER_SECOND, SimClock
+from engine.core.clock import NS_PER_MS, NS_PER_SECOND, Clock, LiveClock, SimClock
 from engine.core.conflate import MarketView
 from engine.core.errors import InputError
 from engine.core.events import Alert, SessionEvent, SessionPhase, Severity
-from engine.data.calibration import load_profiles
+from engine.core.models import Instrument
+from engine.data.calibration import DEFAULT_WATCHLIST, SymbolProfile, load_profiles
 from engine.data.driver import FeedDriver
 from engine.data.intraday import IntradayBars
+from engine.data.live import LiveFeed
 from engine.data.replay import ReplaySource, open_replay
 from engine.data.sim import SimMarket
 from engine.health import HealthMonitor, Status
 from engine.journal import Journal
 from engine.oms import OrderManager
+from engine.options.chain import OptionChain, OptionChainService
 from engine.risk.engine import RiskEngine
+
+_SIMULATED = (Mode.SIM, Mode.REPLAY)
+_STREAM_HEALTH = {
+    StreamState.LIVE: Status.OK,
+    StreamState.FAILED: Status.DOWN,
+    StreamState.STOPPED: Status.DOWN,
+}
 
 # How often, in wall seconds, the engine checkpoints its journal and re-checks the daily loss.
 HOUSEKEEPING_S = 1.0
@@ -67,29 +81,64 @@ class Engine:
         data_dir: Path | None = None,
         reset_sim: bool = False,
         housekeeping: bool = True,
+        live_confirmed: bool = False,
     ) -> None:
-        """``housekeeping=False`` starts no background timers (deterministic tests)."""
-        if settings.mode not in (Mode.SIM, Mode.REPLAY):
-            raise InputError(
-                f"mode '{settings.mode}' needs the Alpaca adapter, which this build does not have yet"
-            )
+        """``housekeeping=False`` starts no background timers (deterministic tests).
+
+        Live trading needs ``live_confirmed``: the command line sets it only after the
+        trader has typed the confirmation.
+        """
+        if settings.mode is Mode.LIVE and not live_confirmed:
+            raise InputError("live trading needs --live and a typed confirmation")
         self.settings = settings
         self.paths = default_paths(settings, data_dir)
         self.bus = MessageBus()
         self.market = MarketView(self.bus)
         self.intraday = IntradayBars(self.bus)
+        self.alerts: list[Alert] = []
+        self.bus.subscribe(Topic.ALERT, self._on_alert)
+        self.bus.subscribe(Topic.SESSION, self._on_session)
+        self._housekeeping = housekeeping
+        self._housekeeping_task: asyncio.Task[None] | None = None
+        self._lag_task: asyncio.Task[None] | None = None
+        self.health = HealthMonitor(
+            feed_events=lambda: self.driver.stats.events, bus_errors=lambda: self.bus.handler_errors
+        )
+        if reset_sim and self.paths.journal.exists() and settings.mode in _SIMULATED:
+            # A fresh paper account makes the old journal's positions meaningless.
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{self.paths.journal}{suffix}").unlink(missing_ok=True)
+        if settings.mode in _SIMULATED:
+            self._build_simulated(settings, start_ns, reset_sim)
+        else:
+            self._build_alpaca(settings)
+        self.journal = Journal(self.paths.journal)
+        self.risk = RiskEngine(settings.risk, self.clock, self.market)
+        self.oms = OrderManager(
+            self.bus, self.clock, self.broker, self.risk, self.journal, self.market
+        )
+        # Sim underlyings get synthetic chains, built lazily: the first time a console asks for
+        # one, so no chain nobody looks at is ever repriced.
+        self.options = (
+            OptionChainService(self.bus, self.clock, self.market)
+            if settings.mode is Mode.SIM
+            else None
+        )
+        self._profiles: dict[str, SymbolProfile] = {}
+
+    def _until(self, start_ns: int) -> int | None:
+        duration = self.settings.duration
+        return None if duration is None else start_ns + int(duration * NS_PER_SECOND)
+
+    def _build_simulated(self, settings: Settings, start_ns: int, reset_sim: bool) -> None:
         self.source, instruments, references, clock_start = self._build_source(settings, start_ns)
-        self.clock = SimClock(clock_start)
+        self.clock: Clock = SimClock(clock_start)
         self.clock_start_ns = clock_start
         for symbol, price in references.items():
             self.market.set_reference(symbol, price)
         self.instruments = instruments
-        self.alerts: list[Alert] = []
-        self.bus.subscribe(Topic.ALERT, self._on_alert)
-        self.bus.subscribe(Topic.SESSION, self._on_session)
-
         venue = settings.venue
-        self.broker = SimBroker(
+        self.broker: Broker = SimBroker(
             self.bus,
             self.clock,
             self.market,
@@ -105,26 +154,39 @@ class Engine:
             instruments=instruments,
             reset=reset_sim,
         )
-        if reset_sim and self.paths.journal.exists():
-            # A fresh paper account makes the old journal's positions meaningless.
-            for suffix in ("", "-wal", "-shm"):
-                Path(f"{self.paths.journal}{suffix}").unlink(missing_ok=True)
-        self.journal = Journal(self.paths.journal)
-        self.risk = RiskEngine(settings.risk, self.clock, self.market)
-        self.oms = OrderManager(
-            self.bus, self.clock, self.broker, self.risk, self.journal, self.market
+        self.driver: FeedDriver | LiveFeed = FeedDriver(
+            self.source,
+            self.clock,
+            self.bus,
+            speed=settings.speed,
+            until_ns=self._until(clock_start),
         )
-        until_ns = None
-        if settings.duration is not None:
-            until_ns = clock_start + int(settings.duration * NS_PER_SECOND)
-        self._housekeeping = housekeeping
-        self._housekeeping_task: asyncio.Task[None] | None = None
-        self._lag_task: asyncio.Task[None] | None = None
-        self.health = HealthMonitor(
-            feed_events=lambda: self.driver.stats.events, bus_errors=lambda: self.bus.handler_errors
+
+    def _build_alpaca(self, settings: Settings) -> None:
+        """Paper or live: Alpaca's streams and trading API on the wall clock."""
+        alpaca = settings.alpaca
+        endpoints = resolve_endpoints(
+            live=settings.mode is Mode.LIVE,
+            feed=alpaca.feed,
+            key_id=alpaca.key_id,
+            secret_key=alpaca.secret_key,
+            trading_url=alpaca.base_url,
+            data_url=alpaca.data_url,
+            stream_url=alpaca.stream_url,
         )
-        self.driver = FeedDriver(
-            self.source, self.clock, self.bus, speed=settings.speed, until_ns=until_ns
+        self.endpoints = endpoints
+        self.clock = LiveClock()
+        self.clock_start_ns = self.clock.now_ns()
+        self.source = None
+        broker = AlpacaBroker(self.bus, self.clock, endpoints, health=self.health)
+        self.broker = broker
+        self.stream = AlpacaMarketData(
+            self.bus, self.clock, endpoints, feed=alpaca.feed, health=self.health
+        )
+        self.watchlist = list(settings.symbols or DEFAULT_WATCHLIST)
+        self.instruments: dict[str, Instrument] = {}
+        self.driver = LiveFeed(
+            self.stream, self.bus, self.clock, until_ns=self._until(self.clock_start_ns)
         )
 
     @staticmethod
@@ -141,6 +203,34 @@ class Engine:
             profiles, seed=settings.seed, start_ns=start_ns, rate_scale=settings.sim.rate_scale
         )
         return source, source.instruments(), source.references(), start_ns
+
+    def profile(self, symbol: str) -> SymbolProfile | None:
+        """The sim calibration of ``symbol``; None outside sim mode or for a symbol not traded."""
+        if self.options is None or symbol not in self.instruments:
+            return None
+        if symbol not in self._profiles:
+            self._profiles.update(load_profiles([symbol]))
+        return self._profiles[symbol]
+
+    def options_unavailable(self, symbol: str) -> str | None:
+        """Why ``symbol`` has no option chain here, or None when it has (or can have) one."""
+        if symbol not in self.instruments:
+            return f"{symbol} is not traded here"
+        if self.options is None:
+            return f"option chains come from the sim market; {self.settings.mode} mode has none"
+        return None
+
+    def option_chain(self, symbol: str) -> OptionChain | None:
+        """``symbol``'s chain, built (and from then on repriced with every tick batch) on the
+        first request; None where ``options_unavailable`` gives a reason."""
+        if self.options_unavailable(symbol) is not None:
+            return None
+        chain = self.options.chain(symbol)
+        if chain is None:
+            profile = self.profile(symbol)
+            chain = self.options.add_synthetic(profile)
+            logger.info("option chain for {}: {} contracts", symbol, len(chain))
+        return chain
 
     def bad_rows(self) -> int:
         """Corrupt data rows the source skipped (replay); 0 for the sim market."""
@@ -185,12 +275,22 @@ class Engine:
         """Components report their state (cheap; the console calls it with every snapshot)."""
         health = self.health
         driver = self.driver
-        feed_status = Status.OK if not driver.exhausted else Status.DEGRADED
-        health.beat(
-            "feed", feed_status, "ended" if driver.exhausted else f"{self.settings.mode} market"
-        )
+        if isinstance(driver, LiveFeed):
+            # The Alpaca clients beat their own components ("alpaca.data", the trade stream).
+            state = self.stream.state
+            feed_status = _STREAM_HEALTH.get(state, Status.DEGRADED)
+            health.beat("feed", feed_status, f"alpaca {self.stream.feed}: {state}")
+        else:
+            feed_status = Status.OK if not driver.exhausted else Status.DEGRADED
+            detail = "ended" if driver.exhausted else f"{self.settings.mode} market"
+            health.beat("feed", feed_status, detail)
+            health.beat("broker", Status.OK, self.broker.name)
         health.beat("journal", Status.OK, str(self.paths.journal.name))
-        health.beat("broker", Status.OK, self.broker.name)
+        health.beat(
+            "orders",
+            Status.DEGRADED if self.oms.reconciling else Status.OK,
+            "reconciling with the broker: orders blocked" if self.oms.reconciling else "accepting",
+        )
         kill = self.risk.kill_switch
         health.beat(
             "risk",
@@ -201,6 +301,15 @@ class Engine:
     async def start(self) -> None:
         await self.broker.start()
         await self.oms.start()
+        if isinstance(self.broker, AlpacaBroker):
+            # After every trade-stream reconnect the book must agree with Alpaca again.
+            self.broker.on_reconnect = self.oms.reconcile
+            self.instruments = {
+                symbol: instrument
+                for symbol in self.watchlist
+                if (instrument := self.broker.instrument(symbol)) is not None
+            }
+            self.stream.subscribe(self.instruments)
         self._report_health()
         if self._housekeeping:
             self._housekeeping_task = asyncio.create_task(self._housekeep(), name="housekeeping")
@@ -219,6 +328,8 @@ class Engine:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        if self.options is not None:
+            self.options.close()
         await self.oms.stop(cancel_open=cancel_open)
         # Cancels are answered after the venue's latency: give simulated time room to deliver them.
         await self.driver.drain(

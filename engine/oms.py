@@ -235,6 +235,30 @@ class OrderManager:
         )
         self.check_daily_loss()
 
+    async def reconcile(self) -> None:
+        """Agree with the broker again (after a reconnect): orders are refused until it is done.
+
+        The broker's view wins: open orders take its status, fills the journal missed are
+        applied once (by execution id), and every difference is logged and journaled.
+        """
+        self._ready = False
+        self._alert(
+            Severity.WARNING, "reconciling with the broker; new orders wait until it is done"
+        )
+        try:
+            await self._reconcile()
+        except BrokerError as error:
+            # Stay blocked: trading on a book that may disagree with the broker doubles positions.
+            self._alert(Severity.ERROR, f"reconciliation failed ({error}); orders stay blocked")
+            raise
+        self._ready = True
+        self._alert(Severity.INFO, "reconciled with the broker; orders are accepted again")
+
+    @property
+    def reconciling(self) -> bool:
+        """True while the book may disagree with the broker (start-up, reconnects)."""
+        return not self._ready
+
     async def stop(self, cancel_open: bool) -> None:
         """Refuse new orders, cancel the open ones if asked, and flush the journal.
 

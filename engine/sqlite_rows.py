@@ -14,7 +14,15 @@ from __future__ import annotations
 from dataclasses import fields
 from decimal import Decimal
 
-from engine.core.models import Fill, Order, OrderStatus, OrderType, Side, TimeInForce
+from engine.core.models import (
+    Fill,
+    Order,
+    OrderClass,
+    OrderStatus,
+    OrderType,
+    Side,
+    TimeInForce,
+)
 
 ORDER_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(Order))
 """The orders table's columns for ``order_to_row`` and ``order_from_row``: Order's fields."""
@@ -66,6 +74,10 @@ def order_to_row(order: Order) -> tuple:
         order.replaces,
         order.replaced_by,
         order.reason,
+        order.order_class.value,
+        encode_decimal(order.take_profit_price),
+        encode_decimal(order.stop_loss_price),
+        encode_decimal(order.stop_loss_limit_price),
     )
 
 
@@ -94,6 +106,10 @@ def order_from_row(row: tuple) -> Order:
         replaces=row[19],
         replaced_by=row[20],
         reason=row[21],
+        order_class=OrderClass(row[22]),
+        take_profit_price=decode_decimal(row[23]),
+        stop_loss_price=decode_decimal(row[24]),
+        stop_loss_limit_price=decode_decimal(row[25]),
     )
 
 

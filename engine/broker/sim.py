@@ -136,6 +136,7 @@ from engine.core.models import (
     Fill,
     Instrument,
     Order,
+    OrderClass,
     OrderStatus,
     OrderType,
     OrderUpdate,
@@ -627,6 +628,8 @@ class SimBroker:
             return f"{symbol} is not traded at the sim venue"
         if not instrument.tradable:
             return f"{symbol} is not tradable"
+        if order.order_class is not OrderClass.SIMPLE:
+            return "bracket, OCO and OTO orders are not emulated by the sim venue yet"
         if order.qty <= ZERO:
             return "the order quantity must be positive"
         if not instrument.fractionable and order.qty != order.qty.to_integral_value():

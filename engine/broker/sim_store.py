@@ -49,7 +49,7 @@ from engine.sqlite_rows import (
 )
 from engine.sqlite_wal import WalCheckpointer
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Rows are a few hundred bytes and a change rewrites 2 to 4 pages of them: small pages keep
 # the bytes each commit copies, checksums and writes to the WAL down (4096 would be the default).
@@ -123,6 +123,15 @@ _SCHEMA_V1 = (
         fee TEXT NOT NULL
     ) WITHOUT ROWID
     """,
+)
+
+# Version 2: Alpaca's order classes and their leg prices (the venue refuses non-simple ones,
+# but the Order's columns are the table's).
+_SCHEMA_V2 = (
+    "ALTER TABLE orders ADD COLUMN order_class TEXT NOT NULL DEFAULT 'simple'",
+    "ALTER TABLE orders ADD COLUMN take_profit_price TEXT",
+    "ALTER TABLE orders ADD COLUMN stop_loss_price TEXT",
+    "ALTER TABLE orders ADD COLUMN stop_loss_limit_price TEXT",
 )
 
 # The Order's columns come first in the statements, so a row decodes with order_from_row;
@@ -393,7 +402,7 @@ def _load_or_create(
             )
         if version == 0:
             account = PaperAccount.fresh(starting_cash)
-            for statement in _SCHEMA_V1:
+            for statement in (*_SCHEMA_V1, *_SCHEMA_V2):
                 db.execute(statement)
             db.execute(
                 _INSERT_ACCOUNT,
@@ -405,12 +414,15 @@ def _load_or_create(
                     account.fill_seq,
                 ),
             )
-            # PRAGMA takes no parameters; SCHEMA_VERSION is a constant int.
-            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             created = True
         else:
+            if version == 1:
+                for statement in _SCHEMA_V2:
+                    db.execute(statement)
             account = _load(db)
             created = False
+        # PRAGMA takes no parameters; SCHEMA_VERSION is a constant int.
+        db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         db.execute("COMMIT")
     except BaseException:
         if db.in_transaction:

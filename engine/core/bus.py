@@ -32,6 +32,9 @@ class Topic(StrEnum):
     KILL_SWITCH = "risk.kill"  # KillSwitchState
     ALERT = "alert"  # Alert: a sentence for the trader
     SESSION = "session"  # SessionEvent: market open/close in the sim and replay feeds
+    STATUS = "status"  # TradingStatus: a halt, resumption or other status from the feed
+    LULD = "luld"  # Luld: limit up/limit down price bands
+    BAR_UPDATE = "bar.update"  # Bar: a late correction of a minute bar already published on BAR
 
 
 class MessageBus:

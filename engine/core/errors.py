@@ -33,3 +33,21 @@ class BrokerError(TickdeckError):
 
 class BrokerUnavailable(BrokerError):
     """The broker cannot be reached right now."""
+
+
+class BrokerRejected(BrokerError):
+    """The broker answered with an error: ``status`` is the HTTP status, ``message`` its sentence."""
+
+    def __init__(self, status: int, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code
+
+
+class RateLimited(BrokerRejected):
+    """The broker answered 429; ``retry_after_s`` is how long it asked us to wait, if it said."""
+
+    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(429, message)
+        self.retry_after_s = retry_after_s

@@ -36,6 +36,15 @@ class OrderType(StrEnum):
     TRAILING_STOP = "trailing_stop"
 
 
+class OrderClass(StrEnum):
+    """Alpaca's ``order_class``: a plain order, or one with attached take-profit/stop-loss legs."""
+
+    SIMPLE = "simple"
+    BRACKET = "bracket"
+    OCO = "oco"
+    OTO = "oto"
+
+
 class TimeInForce(StrEnum):
     DAY = "day"
     GTC = "gtc"
@@ -172,6 +181,8 @@ class OrderRequest:
 
     ``trail_price`` and ``trail_percent`` are mutually exclusive and only for
     trailing stops; ``source`` says who asked ("manual", "bot:momentum", "algo:<id>").
+    ``order_class`` other than simple attaches legs: ``take_profit_price`` (a limit),
+    ``stop_loss_price`` (a stop) and ``stop_loss_limit_price`` (making the stop a stop-limit).
     """
 
     symbol: str
@@ -187,6 +198,10 @@ class OrderRequest:
     extended_hours: bool = False
     source: str = "manual"
     parent_id: str | None = None
+    order_class: OrderClass = OrderClass.SIMPLE
+    take_profit_price: Decimal | None = None
+    stop_loss_price: Decimal | None = None
+    stop_loss_limit_price: Decimal | None = None
 
 
 @dataclass(slots=True)
@@ -215,6 +230,10 @@ class Order:
     replaces: str | None = None
     replaced_by: str | None = None
     reason: str = ""
+    order_class: OrderClass = OrderClass.SIMPLE
+    take_profit_price: Decimal | None = None
+    stop_loss_price: Decimal | None = None
+    stop_loss_limit_price: Decimal | None = None
 
     @property
     def leaves_qty(self) -> Decimal:
@@ -243,6 +262,10 @@ class Order:
             extended_hours=req.extended_hours,
             source=req.source,
             parent_id=req.parent_id,
+            order_class=req.order_class,
+            take_profit_price=req.take_profit_price,
+            stop_loss_price=req.stop_loss_price,
+            stop_loss_limit_price=req.stop_loss_limit_price,
         )
 
 

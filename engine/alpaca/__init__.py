@@ -1,0 +1,1 @@
+"""Alpaca: market-data stream, trading, and a local Alpaca-protocol server."""
