@@ -14,7 +14,7 @@ settings are plain keys; sections are tables::
 The environment uses ``TICKDECK_<KEY>`` for top-level settings and
 ``TICKDECK_<SECTION>__<KEY>`` for sections (``TICKDECK_RISK__MAX_ORDER_QTY=500``),
 plus Alpaca's conventional names (``APCA_API_KEY_ID``, ``APCA_API_SECRET_KEY``,
-``APCA_API_BASE_URL``, ``APCA_API_DATA_URL``); a ``TICKDECK_ALPACA__*`` variable
+``APCA_API_BASE_URL``, ``APCA_API_DATA_URL``, ``APCA_API_STREAM_URL``); a ``TICKDECK_ALPACA__*`` variable
 beats its ``APCA_*`` twin. CLI flags arrive as a mapping of dotted keys
 (``"risk.max_order_qty"``, ``"seed"``) where ``None`` means "not given".
 
@@ -67,6 +67,7 @@ ALPACA_ENV = {
     "APCA_API_SECRET_KEY": "alpaca.secret_key",
     "APCA_API_BASE_URL": "alpaca.base_url",
     "APCA_API_DATA_URL": "alpaca.data_url",
+    "APCA_API_STREAM_URL": "alpaca.stream_url",
 }
 """Alpaca's conventional environment names and the settings they fill."""
 

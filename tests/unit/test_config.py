@@ -428,3 +428,20 @@ def test_render_names_the_config_file_that_was_read(load, tmp_path):
 def test_render_shows_the_keymap_as_an_inline_table(load):
     text = render_settings(load('[console.keymap]\nhelp = "f1"\n'))
     assert 'keymap = {"help" = "f1"}' in text
+
+
+def test_alpaca_keys_in_a_file_other_users_can_read_are_refused(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text('[alpaca]\nkey_id = "PKABCDEF"\nsecret_key = "SECRETSECRET"\n')
+    path.chmod(0o644)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config_path=path, env={})
+    assert caught.value.key == "alpaca.key_id"
+    assert "chmod 600" in str(caught.value) and "SECRETSECRET" not in str(caught.value)
+    path.chmod(0o600)
+    assert load_settings(config_path=path, env={}).alpaca.key_id == "PKABCDEF"
+
+
+def test_the_market_data_stream_url_comes_from_apca_api_stream_url():
+    settings = load_settings(env={"APCA_API_STREAM_URL": "ws://127.0.0.1:9999"})
+    assert settings.alpaca.stream_url == "ws://127.0.0.1:9999"
