@@ -21,6 +21,7 @@ from engine.core.errors import ConfigError, TickdeckError
 
 ENV_VAR = "TICKDECK_GPU"
 MODES = ("auto", "on", "off")
+NUMBA_ENV_VAR = "TICKDECK_NUMBA"
 
 
 class GpuUnavailable(TickdeckError):
@@ -109,10 +110,14 @@ def array_module(*arrays: object) -> ModuleType:
     return np
 
 
-# CPU execution: float64 ufunc loops (NumPy's and scipy.special's, ndtr included) run without
-# the GIL, so a pool of threads working on cache-sized blocks keeps every temporary in cache and
-# every core busy. Measured against the whole-array expression in tests/bench (about 2x), and
-# against numexpr for the arithmetic around ndtr, which was about 2x slower than these blocks.
+# CPU execution. With numba installed the kernels are fused per-contract loops
+# (engine/options/cpu.py) that release the GIL; run_ranges hands them a few large ranges on the
+# thread pool. That matched numba's own parallel=True prange loops here (within the noise of a
+# shared 2-core box) and needs no numba threading layer: workqueue aborts on concurrent calls
+# from two threads, and GNU OpenMP does not survive a fork. Without numba, float64 ufunc loops (NumPy's
+# and scipy.special's, ndtr included) run without the GIL too, so the pool works on cache-sized
+# blocks that keep every temporary in cache and every core busy: about 2x the whole-array
+# expression in tests/bench, and about 2x numexpr for the arithmetic around ndtr.
 
 BLOCK = 8192  # elements per block: ~30 live float64 temporaries fit in a 2 MB L2
 PARALLEL_FROM = 4 * BLOCK  # below this, threads cost more than they save
@@ -120,7 +125,53 @@ PARALLEL_FROM = 4 * BLOCK  # below this, threads cost more than they save
 
 @cache
 def _pool() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1), thread_name_prefix="options")
+    return ThreadPoolExecutor(max_workers=_cpus(), thread_name_prefix="options")
+
+
+@cache
+def _cpus() -> int:
+    return max(1, os.cpu_count() or 1)  # asked once: the call costs microseconds each time
+
+
+def cpu_kernels() -> ModuleType | None:
+    """The fused numba kernels (:mod:`engine.options.cpu`), or None for the NumPy blocks.
+
+    None when numba does not import, or when ``TICKDECK_NUMBA=off`` asks for the NumPy path
+    (read on every call, so tests can run both). The first call per process compiles the
+    kernels, or loads them from numba's on-disk cache.
+    """
+    if os.environ.get(NUMBA_ENV_VAR, "auto").strip().lower() == "off":
+        return None
+    return _import_cpu_kernels()
+
+
+@cache
+def _import_cpu_kernels() -> ModuleType | None:
+    try:
+        from engine.options import cpu
+    except ImportError as exc:
+        logger.info("options CPU kernels: NumPy blocks because numba is missing ({})", exc)
+        return None
+    return cpu
+
+
+def run_ranges(
+    fill: Callable[[int, int], None], n: int, parallel_from: int = PARALLEL_FROM
+) -> None:
+    """Call ``fill(start, stop)`` over ``range(n)`` in a few ranges, on the pool from
+    ``parallel_from`` contracts (pick it so one range is worth a thread hand-off, ~1 ms).
+
+    For kernels that release the GIL and keep no temporaries (the numba ones): ranges of a
+    quarter of an even share per core, so a core slowed by other work does not hold up the
+    rest.
+    """
+    cpus = _cpus()
+    if n < parallel_from or cpus == 1:
+        fill(0, n)
+        return
+    size = -(-n // (4 * cpus))
+    for _ in _pool().map(lambda start: fill(start, min(start + size, n)), range(0, n, size)):
+        pass
 
 
 def broadcast_inputs(
@@ -157,7 +208,7 @@ def run_blocks(
         kernel(ins, [o[start:stop] for o in outputs])
 
     starts = range(0, n, BLOCK)
-    if n < PARALLEL_FROM or (os.cpu_count() or 1) == 1:
+    if n < PARALLEL_FROM or _cpus() == 1:
         for start in starts:
             one(start)
     else:

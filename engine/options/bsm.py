@@ -2,7 +2,8 @@
 
 All arguments broadcast; T in years, r and q continuous annual rates, sigma annual, is_call
 boolean. Results are float64 arrays (NumPy in, NumPy out; CuPy in, CuPy out through the fused
-GPU kernel). Greeks: delta and gamma per unit of spot, theta per year of calendar time
+GPU kernel). On the CPU the fused numba kernels of :mod:`engine.options.cpu` run when numba
+imports (and ``TICKDECK_NUMBA`` is not ``off``), else blocked NumPy expressions. Greeks: delta and gamma per unit of spot, theta per year of calendar time
 (dV/dt = -dV/dT), vega per 1.00 of volatility, rho per 1.00 of the rate r.
 
 Inputs outside the model's domain (S <= 0, K <= 0, T < 0, sigma < 0, or NaN) give NaN. At
@@ -16,12 +17,19 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
 from scipy.special import ndtr
 
-from engine.options.backend import array_module, broadcast_inputs, run_blocks
+from engine.options.backend import (
+    array_module,
+    broadcast_inputs,
+    cpu_kernels,
+    run_blocks,
+    run_ranges,
+)
 
 INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
@@ -100,7 +108,13 @@ def _cpu(block, n_out: int, args: tuple) -> list[np.ndarray]:
     shape, flat = broadcast_inputs(*args)
     size = math.prod(shape)
     outs = [np.empty(size) for _ in range(n_out)]
-    run_blocks(block, flat, outs)
+    kernels = cpu_kernels()
+    if kernels is None:
+        run_blocks(block, flat, outs)
+    else:
+        ins, steps = kernels.strided_inputs(flat)
+        fused = kernels.price_range if n_out == 1 else kernels.greeks_range
+        run_ranges(partial(fused, ins, steps, outs), size, kernels.GREEKS_PARALLEL_FROM)
     return [o.reshape(shape) for o in outs]
 
 

@@ -11,6 +11,9 @@ every step to the side of s_c that holds the root. A fixed number of steps (no d
 loop) makes it branch-free on a GPU; seven reach the conditioning limit on a million random
 contracts from deep in to deep out of the money and one hour to ten years (six left three of
 them short, where the root sits just past s_c and the high-side guess starts far right).
+
+On the CPU the same solver runs contract by contract in a fused numba loop
+(:mod:`engine.options.cpu`) when numba imports; the NumPy version below is the fallback.
 """
 
 from __future__ import annotations
@@ -18,11 +21,18 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from enum import IntEnum
+from functools import partial
 
 import numpy as np
 from scipy.special import ndtr, ndtri
 
-from engine.options.backend import array_module, broadcast_inputs, run_blocks
+from engine.options.backend import (
+    array_module,
+    broadcast_inputs,
+    cpu_kernels,
+    run_blocks,
+    run_ranges,
+)
 
 STEPS = 7
 RESIDUAL_TOL = 1e-8  # relative mismatch of the normalized price before the last step
@@ -134,8 +144,15 @@ def implied_vol(price, S, K, T, r, q, is_call, *, return_reason: bool = False):
     else:
         shape, flat = broadcast_inputs(price, S, K, T, r, q, is_call)
         size = math.prod(shape)
-        sigma, reason = np.empty(size), np.empty(size)
-        run_blocks(_block, flat, [sigma, reason])
+        kernels = cpu_kernels()
+        if kernels is None:
+            sigma, reason = np.empty(size), np.empty(size)
+            run_blocks(_block, flat, [sigma, reason])
+        else:
+            sigma, reason = np.empty(size), np.empty(size, dtype=np.int8)
+            ins, steps = kernels.strided_inputs(flat)
+            fill = partial(kernels.iv_range, ins, steps, sigma, reason)
+            run_ranges(fill, size, kernels.IV_PARALLEL_FROM)
         sigma = sigma.reshape(shape)
-        reason = reason.astype(np.int8).reshape(shape)
+        reason = reason.astype(np.int8, copy=False).reshape(shape)
     return (sigma, reason) if return_reason else sigma

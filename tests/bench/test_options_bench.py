@@ -3,7 +3,10 @@
 Each figure sits beside a reference measured in the same run: QuantLib's AnalyticEuropeanEngine
 priced option by option (a loop over a few thousand contracts) for price+greeks, vollib's
 Let's Be Rational called option by option for IV, and the CPU figure of this run for the GPU
-ones. Throughput is the best of a few repeats after a warm-up. The GPU section runs only where
+ones. The CPU figures come from the fused numba kernels when numba is installed, and each size
+test also records the NumPy-block fallback (``TICKDECK_NUMBA=off``) at 1e6 in the same run.
+Throughput is the best of a few repeats after a warm-up (which also compiles the numba kernels,
+or loads them from their disk cache). The GPU section runs only where
 CuPy sees a CUDA device; its timings synchronize the device, with inputs already on it.
 """
 
@@ -18,6 +21,7 @@ from scipy.special import ndtr
 from vollib.black_scholes_merton.implied_volatility import implied_volatility as vollib_iv
 
 from engine.options import bs_greeks, bs_price, implied_vol
+from engine.options.backend import NUMBA_ENV_VAR, cpu_kernels
 from tests.bench.results import Figure, record
 
 CPU_SIZES = (1_000, 10_000, 100_000, 1_000_000)
@@ -116,6 +120,18 @@ def _plain_numpy_greeks(S, K, T, r, q, sigma, is_call):
     return price, delta, gamma, theta, vega, rho
 
 
+@pytest.fixture(scope="module", autouse=True)
+def compiled_kernels():
+    """Compile (or load from numba's disk cache) the fused CPU kernels outside any timing."""
+    args = _contracts(100)
+    implied_vol(bs_price(*args), *args[:5], args[6])
+    bs_greeks(*args)
+
+
+def _cpu_path() -> str:
+    return "numba" if cpu_kernels() is not None else "numpy blocks"
+
+
 @pytest.fixture(scope="module")
 def references():
     args = _contracts(LOOPED, seed=1)
@@ -147,16 +163,18 @@ def _reprice(mid, S, K, T, r, q, is_call):
     return bs_greeks(S, K, T, r, q, iv, is_call)
 
 
-def test_cpu_price_and_greeks_throughput(references):
+def test_cpu_price_and_greeks_throughput(references, monkeypatch):
     ql_rate, _vollib_rate, max_rel = references
     assert max_rel <= 1e-10
+    path = _cpu_path()
     for n in CPU_SIZES:
         args = _contracts(n)
         rate = _best_rate(n, lambda args=args: bs_greeks(*args))
         record(
             Figure(
                 f"options.cpu.greeks_per_s.{n:.0e}", rate, "options/s",
-                "QuantLib analytic per option", ql_rate, rate / ql_rate, ">= 20M/s on 2 cores",
+                f"QuantLib analytic per option ({path})", ql_rate, rate / ql_rate,
+                ">= 20M/s on 2 cores",
             )
         )  # fmt: skip
     args = _contracts(CPU_SIZES[-1])
@@ -167,10 +185,19 @@ def test_cpu_price_and_greeks_throughput(references):
             "QuantLib analytic per option", ql_rate, plain / ql_rate,
         )
     )  # fmt: skip
+    monkeypatch.setenv(NUMBA_ENV_VAR, "off")
+    blocks = _best_rate(CPU_SIZES[-1], lambda: bs_greeks(*args), repeats=3)
+    record(
+        Figure(
+            "options.cpu.greeks_per_s.numpy_blocks_1e6", blocks, "options/s",
+            "QuantLib analytic per option", ql_rate, blocks / ql_rate,
+        )
+    )  # fmt: skip
 
 
-def test_cpu_implied_vol_throughput(references):
+def test_cpu_implied_vol_throughput(references, monkeypatch):
     _ql_rate, vollib_rate, _ = references
+    path = _cpu_path()
     for n in CPU_SIZES:
         S, K, T, r, q, sigma, is_call = _contracts(n)
         price = bs_price(S, K, T, r, q, sigma, is_call)
@@ -178,9 +205,19 @@ def test_cpu_implied_vol_throughput(references):
         record(
             Figure(
                 f"options.cpu.iv_per_s.{n:.0e}", rate, "options/s",
-                "vollib per option", vollib_rate, rate / vollib_rate, ">= 3M/s on 2 cores",
+                f"vollib per option ({path})", vollib_rate, rate / vollib_rate,
+                ">= 3M/s on 2 cores",
             )
         )  # fmt: skip
+    monkeypatch.setenv(NUMBA_ENV_VAR, "off")
+    n = CPU_SIZES[-1]
+    blocks = _best_rate(n, lambda: implied_vol(price, S, K, T, r, q, is_call), repeats=3)
+    record(
+        Figure(
+            "options.cpu.iv_per_s.numpy_blocks_1e6", blocks, "options/s",
+            "vollib per option", vollib_rate, blocks / vollib_rate,
+        )
+    )  # fmt: skip
 
 
 def test_cpu_chain_reprice_10k(references):

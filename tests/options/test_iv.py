@@ -7,6 +7,25 @@ import pytest
 from vollib.black_scholes_merton.implied_volatility import implied_volatility as vollib_iv
 
 from engine.options import IVReason, bs_greeks, bs_price, implied_vol
+from engine.options.backend import NUMBA_ENV_VAR
+
+
+def _numba_present() -> bool:
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+needs_numba = pytest.mark.skipif(not _numba_present(), reason="numba is not installed")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def compiled_kernels():
+    """Compile (or load from numba's disk cache) the fused solver before any test runs it."""
+    implied_vol(10.0, 100.0, 100.0, 1.0, 0.0, 0.0, True)
+    bs_greeks(100.0, 100.0, 1.0, 0.0, 0.0, 0.2, True)
 
 
 def _contracts(n: int, seed: int):
@@ -133,3 +152,55 @@ def test_threaded_blocks_match_small_single_block_calls():
     args = (price, S, K, T, r, q, is_call)
     pieces = [implied_vol(*(a[i : i + 1_000] for a in args)) for i in range(0, 50_000, 1_000)]
     np.testing.assert_array_equal(whole, np.concatenate(pieces))
+
+
+def test_numpy_fallback_recovers_volatility_to_1e10_where_well_conditioned(monkeypatch):
+    S, K, T, r, q, sigma, is_call = _contracts(20_000, seed=2)
+    price = bs_price(S, K, T, r, q, sigma, is_call)
+    ok = _well_conditioned(S, K, T, r, q, sigma, is_call)
+    monkeypatch.setenv(NUMBA_ENV_VAR, "off")
+    iv = implied_vol(price, S, K, T, r, q, is_call)
+    np.testing.assert_allclose(iv[ok], sigma[ok], rtol=1e-10)
+
+
+def _with_invalid_prices(seed: int):
+    """Contracts with some prices pushed under intrinsic, over the maximum, or to zero."""
+    S, K, T, r, q, sigma, is_call = _contracts(20_000, seed)
+    price = bs_price(S, K, T, r, q, sigma, is_call)
+    price[::97] = -1.0
+    price[::89] += S[::89] + K[::89]
+    price[::101] = 0.0
+    return price, S, K, T, r, q, sigma, is_call
+
+
+@needs_numba
+def test_fused_and_numpy_solvers_give_the_same_reason_codes(monkeypatch):
+    price, S, K, T, r, q, _sigma, is_call = _with_invalid_prices(seed=5)
+    args = (price, S, K, T, r, q, is_call)
+    _, fused = implied_vol(*args, return_reason=True)
+    monkeypatch.setenv(NUMBA_ENV_VAR, "off")
+    _, blocks = implied_vol(*args, return_reason=True)
+    assert set(np.unique(fused)) >= {IVReason.OK, IVReason.BELOW_INTRINSIC, IVReason.ABOVE_MAX}
+    np.testing.assert_array_equal(fused, blocks)
+
+
+@needs_numba
+def test_fused_and_numpy_solvers_agree_to_1e10_where_well_conditioned(monkeypatch):
+    price, S, K, T, r, q, sigma, is_call = _with_invalid_prices(seed=6)
+    args = (price, S, K, T, r, q, is_call)
+    fused, reason = implied_vol(*args, return_reason=True)
+    monkeypatch.setenv(NUMBA_ENV_VAR, "off")
+    blocks = implied_vol(*args)
+    solved = _well_conditioned(S, K, T, r, q, sigma, is_call) & (reason == IVReason.OK)
+    assert solved.mean() > 0.75
+    np.testing.assert_allclose(fused[solved], blocks[solved], rtol=1e-10)
+
+
+@needs_numba
+def test_fused_solver_broadcasts_a_strike_row_against_an_expiry_column():
+    strikes = np.array([80.0, 100.0, 120.0])
+    expiries = np.array([[0.05], [0.5], [2.0]])
+    price = bs_price(100.0, strikes, expiries, 0.02, 0.01, 0.3, True)
+    iv = implied_vol(price, 100.0, strikes, expiries, 0.02, 0.01, True)
+    assert iv.shape == (3, 3)
+    np.testing.assert_allclose(iv, 0.3, rtol=1e-12)

@@ -15,7 +15,7 @@ import QuantLib as ql
 
 from engine.core.errors import ConfigError
 from engine.options import Greeks, backend, bs_greeks, bs_price
-from engine.options.backend import GpuUnavailable
+from engine.options.backend import NUMBA_ENV_VAR, GpuUnavailable, cpu_kernels
 
 RTOL = 1e-10
 ATOL = 1e-12
@@ -58,6 +58,30 @@ def _quantlib(S, K, days, r, q, sigma, is_call) -> list[float]:
         option.vega(),
         option.rho(),
     ]
+
+
+def _numba_present() -> bool:
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+needs_numba = pytest.mark.skipif(not _numba_present(), reason="numba is not installed")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def compiled_kernels():
+    """Compile (or load from numba's disk cache) the fused kernels before any test runs them."""
+    bs_greeks(100.0, 100.0, 1.0, 0.0, 0.0, 0.2, True)
+    bs_price(100.0, 100.0, 1.0, 0.0, 0.0, 0.2, True)
+
+
+@pytest.fixture
+def numpy_blocks(monkeypatch):
+    """Run the kernels on the NumPy fallback, as on a machine without numba."""
+    monkeypatch.setenv(NUMBA_ENV_VAR, "off")
 
 
 @pytest.fixture(scope="module")
@@ -185,3 +209,70 @@ def test_threaded_blocks_match_small_single_block_calls():
     for field in FIELDS:
         joined = np.concatenate([getattr(p, field) for p in pieces])
         np.testing.assert_array_equal(getattr(whole, field), joined)
+
+
+@pytest.mark.parametrize("index,field", list(enumerate(FIELDS)))
+def test_numpy_fallback_matches_quantlib_on_random_grid(
+    grid_and_reference, numpy_blocks, index, field
+):
+    args, reference = grid_and_reference
+    ours = getattr(bs_greeks(*args), field)
+    np.testing.assert_allclose(ours, reference[:, index], rtol=RTOL, atol=ATOL)
+
+
+def test_numba_off_selects_the_numpy_blocks(numpy_blocks):
+    assert cpu_kernels() is None
+
+
+@needs_numba
+def test_fused_kernels_are_used_when_numba_imports(monkeypatch):
+    monkeypatch.delenv(NUMBA_ENV_VAR, raising=False)
+    assert cpu_kernels() is not None
+
+
+def _both_paths(monkeypatch, kernel, *args):
+    monkeypatch.setenv(NUMBA_ENV_VAR, "auto")
+    fused = kernel(*args)
+    monkeypatch.setenv(NUMBA_ENV_VAR, "off")
+    return fused, kernel(*args)
+
+
+@needs_numba
+@pytest.mark.parametrize("field", FIELDS)
+def test_fused_and_numpy_paths_agree_beyond_the_quantlib_tolerance(monkeypatch, field):
+    # Both compute the same formula; they differ only in how N(x) and the exponentials round.
+    S, K, days, r, q, sigma, is_call = _grid(20_000, seed=17)
+    args = (S, K, days / 365.0, r, q, sigma, is_call)
+    fused, blocks = _both_paths(monkeypatch, bs_greeks, *args)
+    np.testing.assert_allclose(getattr(fused, field), getattr(blocks, field), rtol=1e-11, atol=ATOL)
+
+
+@needs_numba
+def test_fused_kernel_broadcasts_scalars_rows_and_columns_like_numpy(monkeypatch):
+    # Spot a scalar, strikes a column, expiries a row, the call flag per column: (3, 4) out.
+    strikes = np.array([[90.0], [100.0], [110.0]])
+    expiries = np.array([0.1, 0.5, 1.0, 3.0])
+    is_call = np.array([True, False, True, False])
+    fused, blocks = _both_paths(
+        monkeypatch, bs_greeks, 100.0, strikes, expiries, 0.03, 0.01, 0.25, is_call
+    )
+    for field in FIELDS:
+        assert getattr(fused, field).shape == (3, 4)
+        np.testing.assert_allclose(getattr(fused, field), getattr(blocks, field), rtol=1e-12)
+
+
+@needs_numba
+def test_fused_kernel_gives_nan_for_each_out_of_domain_input_across_all_greeks():
+    greeks = bs_greeks(
+        np.array([-1.0, 100.0, 100.0, 100.0, np.nan, 100.0]),
+        np.array([100.0, 0.0, 100.0, 100.0, 100.0, 100.0]),
+        np.array([1.0, 1.0, -0.5, 1.0, 1.0, 1.0]),
+        0.01,
+        0.0,
+        np.array([0.2, 0.2, 0.2, -0.1, 0.2, 0.2]),
+        True,
+    )
+    for field in FIELDS:
+        values = getattr(greeks, field)
+        assert np.isnan(values[:5]).all()
+        assert np.isfinite(values[5])
