@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 export TICKDECK_SAMPLE_DATA ?= $(abspath ../shared/data)
 
-.PHONY: run test bench lint fmt clean engine demo
+.PHONY: run test bench lint fmt clean engine demo tools
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -28,8 +28,19 @@ run: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/tickdeck engine --mode sim --demo
 
+## Tools the tests use outside the venv: tmux, for the end-to-end console test.
+tools:
+	@command -v tmux >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing tmux for the end-to-end console test"; \
+	    apt-get update -qq && apt-get install -y -qq tmux >/dev/null; \
+	  else \
+	    echo "tmux is not installed and this is not root: install it (sudo apt-get install tmux)," \
+	      "or the end-to-end console test is skipped"; \
+	  fi; }
+
 ## Lint, layering contract and the whole test suite.
-test: $(DEV_STAMP)
+test: $(DEV_STAMP) tools
 	$(PY) -m ruff check engine tui tests
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q

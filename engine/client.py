@@ -12,11 +12,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import math
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 from typing import Protocol
 
+from loguru import logger
+
 from engine.core.bus import Topic
+from engine.core.clock import NS_PER_SECOND
 from engine.core.conflate import SymbolSnapshot
 from engine.core.errors import InputError
 from engine.core.events import Alert
@@ -24,6 +29,16 @@ from engine.core.models import Account, Bar, Order, OrderRequest, Position, Side
 from engine.core.prices import ZERO, ticks_between
 from engine.health import HealthSnapshot
 from engine.node import Engine
+from engine.options.chain import TRADING_DAYS, ContractView, OptionChain, to_host
+from engine.options.occ import is_occ, parse_occ
+from engine.options.portfolio import (
+    ChainPricer,
+    OptionTerms,
+    PortfolioGreeks,
+    VaRResult,
+    aggregate_greeks,
+    monte_carlo_var,
+)
 from engine.orders.language import (
     CancelAll,
     CancelOrder,
@@ -42,6 +57,9 @@ from engine.risk.types import RiskViolation
 
 RECENT_ORDERS = 200  # closed orders kept in a snapshot beside every working one
 RECENT_REJECTIONS = 20
+PORTFOLIO_RISK_EVERY_S = 3  # engine seconds a portfolio risk result is reused for
+VAR_PATHS = 20_000
+VAR_SEED = 20_240_315
 
 
 @dataclass(slots=True, frozen=True)
@@ -125,6 +143,57 @@ class Outcome:
     order_id: str | None = None
 
 
+@dataclass(slots=True, frozen=True)
+class ChainSnapshot:
+    """One underlying's option chain as last repriced, or why there is none (``reason``).
+
+    ``contracts`` are in chain order: expiry, then strike, call before put. ``version``
+    grows with every reprice, so a console redraws only when it changed.
+    """
+
+    underlying: str
+    spot: float
+    version: int
+    ts_ns: int
+    expiries: tuple[date, ...]
+    contracts: tuple[ContractView, ...]
+    reason: str = ""
+
+    def expiry(self, expiry: date) -> tuple[ContractView, ...]:
+        """One expiry's contracts, strike by strike with the call before the put."""
+        return tuple(c for c in self.contracts if c.contract.symbol.expiry == expiry)
+
+
+@dataclass(slots=True, frozen=True)
+class SmileSnapshot:
+    """One expiry's SVI fit: market and fitted vols at the quoted log-moneyness ``k = ln(K/F)``."""
+
+    underlying: str
+    expiry: date
+    version: int  # the chain version it was fitted to
+    t: float  # years to expiry
+    k: tuple[float, ...]
+    market_vol: tuple[float, ...]
+    fitted_vol: tuple[float, ...]
+    rmse: float
+
+
+@dataclass(slots=True, frozen=True)
+class PortfolioRisk:
+    """Aggregate greeks of the open positions and their Monte Carlo VaR and expected shortfall.
+
+    ``greeks`` is None (and ``reason`` says why) when a position cannot be priced; ``var``
+    is None when there is nothing to measure or an underlying has no volatility here.
+    """
+
+    ts_ns: int
+    horizon_days: float
+    confidence: float
+    greeks: PortfolioGreeks | None
+    var: VaRResult | None
+    reason: str = ""
+
+
 class EngineClient(Protocol):
     """What a console may ask of an engine, in process or over a socket."""
 
@@ -150,6 +219,19 @@ class EngineClient(Protocol):
 
     async def reset_kill(self) -> Outcome: ...
 
+    async def option_chain(self, symbol: str) -> ChainSnapshot | None: ...
+
+    async def option_smile(self, symbol: str, expiry: date) -> SmileSnapshot | None: ...
+
+    async def portfolio_risk(
+        self,
+        *,
+        horizon_days: float = 1.0,
+        confidence: float = 0.99,
+        paths: int = VAR_PATHS,
+        seed: int = VAR_SEED,
+    ) -> PortfolioRisk: ...
+
 
 class LocalClient:
     """The engine in this process; the console and the engine share one event loop."""
@@ -161,6 +243,9 @@ class LocalClient:
         self._run_feed = run_feed
         self._book_version = 1
         self._feed: asyncio.Task[None] | None = None
+        self._chains: dict[str, ChainSnapshot] = {}
+        self._risk_key: tuple[object, ...] | None = None
+        self._risk_result: PortfolioRisk | None = None
         bus = engine.bus
         for topic in (
             Topic.ORDER,
@@ -377,3 +462,174 @@ class LocalClient:
     async def reset_kill(self) -> Outcome:
         self.engine.oms.reset_kill()
         return Outcome(True, "kill switch reset")
+
+    # -- options ----------------------------------------------------------------------------
+
+    async def option_chain(self, symbol: str) -> ChainSnapshot | None:
+        """``symbol``'s chain (built on this first request in sim mode); a snapshot with only a
+        ``reason`` where this mode has no chains; None for a symbol the engine does not trade."""
+        engine = self.engine
+        if symbol not in engine.instruments:
+            return None
+        chain = engine.option_chain(symbol)
+        if chain is None:
+            return ChainSnapshot(
+                symbol, math.nan, 0, 0, (), (), reason=engine.options_unavailable(symbol) or ""
+            )
+        cached = self._chains.get(symbol)
+        if cached is None or cached.version != chain.version:
+            cached = self._chains[symbol] = _chain_snapshot(chain)
+        return cached
+
+    async def option_smile(self, symbol: str, expiry: date) -> SmileSnapshot | None:
+        """The SVI smile of one expiry of ``symbol``'s chain; None without a chain, an expiry
+        of that date, or enough out-of-the-money quotes to fit (five)."""
+        if symbol not in self.engine.instruments:
+            return None
+        chain = self.engine.option_chain(symbol)
+        if chain is None or expiry not in chain.expiries:
+            return None
+        try:
+            fit = chain.fit_smile(expiry)
+        except InputError as error:
+            logger.debug("no smile for {} {}: {}", symbol, expiry, error)
+            return None
+        return SmileSnapshot(
+            underlying=symbol,
+            expiry=expiry,
+            version=chain.version,
+            t=fit.t,
+            k=tuple(fit.k.tolist()),
+            market_vol=tuple(fit.market_vol.tolist()),
+            fitted_vol=tuple(fit.fitted_vol.tolist()),
+            rmse=fit.rmse,
+        )
+
+    async def portfolio_risk(
+        self,
+        *,
+        horizon_days: float = 1.0,
+        confidence: float = 0.99,
+        paths: int = VAR_PATHS,
+        seed: int = VAR_SEED,
+    ) -> PortfolioRisk:
+        """Greeks and VaR/ES of the open positions, reused within a ``PORTFOLIO_RISK_EVERY_S``
+        bucket of engine time while the book is unchanged (the same seed gives the same VaR)."""
+        engine = self.engine
+        now = engine.clock.now_ns()
+        bucket = now // (PORTFOLIO_RISK_EVERY_S * NS_PER_SECOND)
+        key = (self._book_version, bucket, horizon_days, confidence, paths, seed)
+        if key == self._risk_key and self._risk_result is not None:
+            return self._risk_result
+        held = [(p.symbol, p.qty) for p in engine.oms.positions() if p.qty != ZERO]
+        result = self._measure(held, now, horizon_days, confidence, paths, seed)
+        self._risk_key, self._risk_result = key, result
+        return result
+
+    def _measure(
+        self,
+        held: list[tuple[str, Decimal]],
+        now_ns: int,
+        horizon_days: float,
+        confidence: float,
+        paths: int,
+        seed: int,
+    ) -> PortfolioRisk:
+        def risk(greeks: PortfolioGreeks | None, var: VaRResult | None, reason: str = ""):
+            return PortfolioRisk(now_ns, horizon_days, confidence, greeks, var, reason)
+
+        pricer = _EnginePricer(self.engine, held)
+        try:
+            greeks = aggregate_greeks(held, pricer)
+        except InputError as error:
+            return risk(None, None, str(error))
+        if not held:
+            return risk(greeks, None, "no open positions")
+        try:
+            var = monte_carlo_var(
+                held,
+                pricer,
+                horizon_days=horizon_days,
+                confidence=confidence,
+                paths=paths,
+                seed=seed,
+            )
+        except InputError as error:
+            return risk(greeks, None, str(error))
+        return risk(greeks, var)
+
+
+def _chain_snapshot(chain: OptionChain) -> ChainSnapshot:
+    """Every contract's numbers copied to host floats in one pass per column."""
+
+    def host(array) -> list[float]:
+        return to_host(array).tolist()
+
+    columns = zip(
+        chain.contracts,
+        *(
+            host(column)
+            for column in (
+                chain.bid,
+                chain.ask,
+                chain.mid,
+                chain.iv,
+                chain.model_vol,
+                chain.theo,
+                chain.edge,
+                chain.delta,
+                chain.gamma,
+                chain.theta,
+                chain.vega,
+                chain.rho,
+            )
+        ),
+        strict=True,
+    )
+    return ChainSnapshot(
+        underlying=chain.underlying,
+        spot=chain.spot,
+        version=chain.version,
+        ts_ns=chain.ts_ns,
+        expiries=chain.expiries,
+        contracts=tuple(ContractView(*row) for row in columns),
+    )
+
+
+class _EnginePricer:
+    """Risk inputs from the engine: spots from the market view (else the position's mark),
+    annual vols from the sim calibration (``daily_vol * sqrt(252)``) else the chain's ATM
+    vol, option terms from the repriced chains (built on demand for held options)."""
+
+    def __init__(self, engine: Engine, held: list[tuple[str, Decimal]]) -> None:
+        self._engine = engine
+        # Only held options need a chain built; a stock uses one only if a console built it.
+        chains = {s: c for s in engine.instruments if (c := _existing_chain(engine, s))}
+        roots = {s.replace(".", "")[:6]: s for s in engine.instruments}
+        for symbol, _ in held:
+            underlying = roots.get(parse_occ(symbol).root) if is_occ(symbol) else None
+            if underlying is not None and (chain := engine.option_chain(underlying)) is not None:
+                chains[underlying] = chain
+        self._chains = ChainPricer(chains)
+
+    def spot(self, underlying: str) -> float:
+        price = self._engine.market.last_price(underlying)
+        if price is None:
+            position = self._engine.oms.position(underlying)
+            price = position.last_price if position is not None else None
+        if price is None:
+            raise InputError(f"there is no price yet for {underlying}.")
+        return float(price)
+
+    def underlying_vol(self, underlying: str) -> float:
+        profile = self._engine.profile(underlying)
+        if profile is not None:
+            return profile.daily_vol * math.sqrt(TRADING_DAYS)
+        return self._chains.underlying_vol(underlying)
+
+    def option_terms(self, symbol: str) -> OptionTerms:
+        return self._chains.option_terms(symbol)
+
+
+def _existing_chain(engine: Engine, symbol: str) -> OptionChain | None:
+    return engine.options.chain(symbol) if engine.options is not None else None

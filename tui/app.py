@@ -41,6 +41,7 @@ _WHERE = {
     "risk": "risk",
     "health": "health",
     "chart": "chart",
+    "options": "options",
     "order-line": "order line",
 }
 
@@ -120,6 +121,13 @@ class TickdeckApp(App[int]):
             "Max",
             id="app.maximize",
             tooltip="Fill the screen with the current pane, or put it back",
+        ),
+        Binding(
+            "f11",
+            "options",
+            "Options",
+            id="app.options",
+            tooltip="Show or hide the option chain of the selected symbol ([ and ] change expiry)",
         ),
         Binding(
             "f12",
@@ -250,6 +258,9 @@ class TickdeckApp(App[int]):
 
     def action_chart(self) -> None:
         self.main.toggle_chart()
+
+    def action_options(self) -> None:
+        self.main.toggle_options()
 
     def action_focus_pane(self, *pane_ids: str) -> None:
         """Focus the first of ``pane_ids``; when it is already current, the next one (F9)."""

@@ -7,22 +7,19 @@ drives the real app with Textual's Pilot.
 
 from __future__ import annotations
 
-from datetime import date
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from textual.binding import Binding
 from textual.color import Color
 
 from engine.cli import main as cli_main
-from engine.cli import sim_start_ns
-from engine.client import Cursor, LocalClient
+from engine.client import Cursor
 from engine.config import load_settings
 from engine.core.models import OrderRequest, OrderStatus, OrderType, Side, TimeInForce
-from engine.node import Engine
+from tests.tui.conftest import order_line, put_line, type_line
 from tui.__main__ import open_console
-from tui.app import TickdeckApp, make_app
+from tui.app import TickdeckApp
 from tui.screens.confirm import ConfirmKill, ConfirmOrder
 from tui.screens.help import HelpScreen, class_bindings
 from tui.screens.main import MainScreen
@@ -32,8 +29,6 @@ from tui.widgets.order_line import OrderLine, OrderPreview, symbol_completion
 from tui.widgets.quote_board import QuoteBoard
 
 D = Decimal
-SYMBOLS = "AAPL,MSFT"
-WARM_UP = 300  # market events stepped before the app opens: both symbols have a two-sided quote
 NO_COLLARS = {"risk.collar_soft_pct": "none", "risk.collar_hard_pct": "none"}
 ORDER_FIELDS = (
     "symbol",
@@ -49,48 +44,6 @@ ORDER_FIELDS = (
     "source",
     "parent_id",
 )
-
-
-@pytest.fixture
-def console(tmp_path: Path):
-    """Build the console over a fresh deterministic engine: ``app, engine = console(**settings)``."""
-
-    def build(**overrides: object) -> tuple[TickdeckApp, Engine]:
-        cli = {"seed": 4, "symbols": SYMBOLS, "venue.latency_ms": 0, "speed": 0, **overrides}
-        settings = load_settings(env={}, cli=cli)
-        engine = Engine(
-            settings,
-            start_ns=sim_start_ns("2024-03-15", date(2024, 3, 15)),
-            data_dir=tmp_path,
-            housekeeping=False,
-        )
-        for _ in range(WARM_UP):
-            engine.driver.step()
-        client = LocalClient(engine, run_feed=False)
-        app = make_app(client, settings, symbols=sorted(engine.instruments), auto_pull=False)
-        return app, engine
-
-    return build
-
-
-async def type_line(pilot, text: str) -> None:
-    """Type ``text`` key by key, as a trader would, and wait for its preview."""
-    await pilot.press(*text)
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
-
-
-async def put_line(pilot, text: str) -> None:
-    """Put ``text`` on the order line at once (Pilot spends ~0.1 s a key waiting for idle)."""
-    line = order_line(pilot.app)
-    line.value = text
-    line.cursor_position = len(text)
-    await pilot.pause()
-    await pilot.app.workers.wait_for_complete()
-
-
-def order_line(app: TickdeckApp) -> OrderLine:
-    return app.screen.query_one(OrderLine)
 
 
 def request_of(order) -> OrderRequest:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-from datetime import date
 from decimal import Decimal
 
 import pytest
@@ -13,9 +11,7 @@ from textual.app import App, ComposeResult
 from textual.strip import Strip
 from textual.widget import Widget
 
-from engine.cli import sim_start_ns
-from engine.client import BookSnapshot, Cursor, EngineSnapshot, LocalClient, Rejection, RiskSnapshot
-from engine.config import load_settings
+from engine.client import BookSnapshot, Cursor, EngineSnapshot, Rejection, RiskSnapshot
 from engine.core.conflate import SymbolSnapshot
 from engine.core.models import (
     Account,
@@ -28,7 +24,6 @@ from engine.core.models import (
     TimeInForce,
 )
 from engine.health import ComponentHealth, HealthSnapshot, Status
-from engine.node import Engine
 from engine.risk.engine import LimitUsage
 from engine.risk.types import RiskCheck
 from tui.widgets import Blotter, Chart, HealthPane, PositionsPane, QuoteBoard, RiskPane
@@ -881,23 +876,6 @@ class AllPanes(App):
         yield RiskPane(id="risk")
         yield HealthPane(id="health")
         yield Chart(id="chart")
-
-
-@pytest.fixture
-def client(tmp_path):
-    settings = load_settings(env={}, cli={"seed": 4, "symbols": "AAPL,MSFT", "venue.latency_ms": 0})
-    engine = Engine(
-        settings,
-        start_ns=sim_start_ns("2024-03-15", date(2024, 3, 15)),
-        data_dir=tmp_path,
-        housekeeping=False,
-    )
-    client = LocalClient(engine, run_feed=False)
-    asyncio.run(client.start())
-    for _ in range(300):
-        engine.driver.step()
-    yield client
-    asyncio.run(client.stop())
 
 
 @pytest.mark.asyncio

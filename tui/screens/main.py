@@ -38,19 +38,21 @@ from tui.widgets.chart import Chart
 from tui.widgets.format import fmt_price
 from tui.widgets.health_pane import HealthPane
 from tui.widgets.message_line import MessageLine
+from tui.widgets.options_pane import OptionsPane
 from tui.widgets.order_line import OrderEntry, OrderLine
 from tui.widgets.positions import PositionsPane
 from tui.widgets.quote_board import QuoteBoard
-from tui.widgets.risk_pane import RiskPane
+from tui.widgets.risk_pane import VAR_CONFIDENCE, VAR_HORIZON_DAYS, RiskPane
 
 WIDE_FROM = 110  # columns: below this, one secondary pane at a time
 TALL_FROM = 32  # rows: likewise
 NEW_YORK = ZoneInfo("America/New_York")
 _NS_PER_SECOND = 1_000_000_000
+PORTFOLIO_EVERY_S = 3.0  # wall seconds between portfolio greeks/VaR pulls (not per frame)
 
-PANES = ("quotes", "blotter", "positions", "risk", "health", "chart")
+PANES = ("quotes", "blotter", "positions", "risk", "health", "chart", "options")
 """Pane ids, in the order the layout places them."""
-SECONDARY = ("blotter", "positions", "risk", "health", "chart")
+SECONDARY = ("blotter", "positions", "risk", "health", "chart", "options")
 """The panes that share the lower half of a small terminal, one at a time."""
 PANE_TITLES = {
     "quotes": "Quotes",
@@ -59,6 +61,7 @@ PANE_TITLES = {
     "risk": "Risk",
     "health": "Health",
     "chart": "Chart",
+    "options": "Options",
 }
 
 
@@ -165,6 +168,7 @@ class MainScreen(Screen[None]):
         self.current_pane = "quotes"
         self.secondary = "blotter"  # the one secondary pane a small terminal shows
         self.chart_shown = False
+        self.options_shown = False
         self._panes: tuple[Pane, ...] = ()
         self._pulling = False
 
@@ -177,6 +181,7 @@ class MainScreen(Screen[None]):
             yield PositionsPane(id="positions")
             yield RiskPane(id="risk")
             yield Chart(id="chart")
+            yield OptionsPane(id="options")
             yield Blotter(id="blotter")
             yield HealthPane(id="health")
         yield MessageLine(id="messages")
@@ -191,9 +196,11 @@ class MainScreen(Screen[None]):
             self.order_line.cursor_blink = False
         self._show_secondary(self.secondary)
         await self.pull()
+        await self.pull_portfolio()
         if self.auto_pull:
             hz = self.settings.console.refresh_hz
             self.set_interval(1 / hz, self.pull, name="engine-snapshots")
+            self.set_interval(PORTFOLIO_EVERY_S, self.pull_portfolio, name="portfolio-risk")
 
     @property
     def order_entry(self) -> OrderEntry:
@@ -244,6 +251,13 @@ class MainScreen(Screen[None]):
             snapshot.book is not None or any(q.symbol == symbol for q in snapshot.quotes)
         ):
             entry.refresh_preview()
+
+    async def pull_portfolio(self) -> None:
+        """Pull the portfolio's greeks and VaR for the risk pane (every few seconds, not per frame)."""
+        risk = await self.client.portfolio_risk(
+            horizon_days=VAR_HORIZON_DAYS, confidence=VAR_CONFIDENCE
+        )
+        self.query_one(RiskPane).show_portfolio(risk)
 
     def say(self, text: str, tone: Tone = Tone.INFO) -> None:
         """Put ``text`` on the message line, stamped with the engine's time."""
@@ -388,10 +402,33 @@ class MainScreen(Screen[None]):
         elif self.secondary == "chart":
             self._show_secondary("blotter")
 
+    def toggle_options(self) -> None:
+        """Show the selected symbol's option chain (in place of the chart, positions and risk,
+        focused so its expiry keys work), or hide it."""
+        self.options_shown = not self.options_shown
+        self.set_class(self.options_shown, "-options")
+        if self.options_shown:
+            self.focus_pane("options")
+            self._show_options(self.quote_board.selected_symbol)
+            return
+        if self.secondary == "options":
+            self._show_secondary("chart" if self.chart_shown else "blotter")
+        if self.current_pane == "options":
+            self.focus_pane("quotes")
+
     @on(QuoteBoard.SymbolSelected)
     def _symbol_selected(self, event: QuoteBoard.SymbolSelected) -> None:
         if self.chart_shown:
             self._draw_chart(event.symbol)
+        if self.options_shown:
+            self._show_options(event.symbol)
+
+    @work(exclusive=True, group="options")
+    async def _show_options(self, symbol: str | None) -> None:
+        if symbol is None:
+            self.say("select a symbol on the quote board to see its options", Tone.WARNING)
+            return
+        await self.query_one(OptionsPane).show(self.client, symbol)
 
     @work(exclusive=True, group="chart")
     async def _draw_chart(self, symbol: str | None) -> None:

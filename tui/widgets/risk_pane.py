@@ -1,4 +1,5 @@
-"""Risk: every limit's utilization as a bar, the kill switch, and the latest rejections with reasons."""
+"""Risk: every limit's utilization as a bar, the kill switch, the portfolio's greeks and VaR, and
+the latest rejections with reasons."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ from decimal import Decimal
 from textual.content import Content
 from textual.widget import Widget
 
-from engine.client import EngineSnapshot, RiskSnapshot
+from engine.client import EngineSnapshot, PortfolioRisk, RiskSnapshot
 from engine.risk.engine import LimitUsage
-from tui.widgets.format import MUTED, fit, fmt_compact, fmt_time, labelled
+from tui.widgets.format import MUTED, fit, fmt_compact, fmt_time, labelled, pack
 
 PARTIAL_BLOCKS = " ▏▎▍▌▋▊▉"
 TRACK = "░"
@@ -20,6 +21,8 @@ BAR_MIN, BAR_MAX = 6, 30
 USAGE_WIDTH = 13  # "400.0K/500.0K"
 PCT_WIDTH = 5  # " 112%"
 REASON_LINES = 2
+VAR_HORIZON_DAYS = 1.0  # the portfolio VaR's horizon, trading days
+VAR_CONFIDENCE = 0.99
 
 
 def utilization_style(fraction: Decimal) -> str:
@@ -43,8 +46,49 @@ def _percent(fraction: Decimal) -> str:
     return f"{int(fraction * 100)}%"
 
 
+def fmt_dollars(amount: float) -> str:
+    """A risk figure in dollars, compact and signed where negative: ``$13.4K``, ``-$250.00``."""
+    text = fmt_compact(abs(Decimal(f"{amount:.2f}")))
+    return f"-${text}" if amount <= -0.005 else f"${text}"
+
+
+def portfolio_lines(risk: PortfolioRisk, width: int) -> list[Content]:
+    """The portfolio section: net delta, gamma (per 1% move), vega (per vol point) and theta
+    (per day) in dollars, then VaR and expected shortfall, packed to ``width``."""
+    lines = [Content.styled("PORTFOLIO", f"bold {MUTED}")]
+    greeks = risk.greeks
+    if greeks is None:
+        return [*lines, Content.styled(risk.reason, "$text-warning")]
+    lines += pack(
+        [
+            labelled("Δ", fmt_dollars(greeks.delta_dollars)),
+            labelled("Γ/1%", fmt_dollars(greeks.gamma_dollars)),
+            labelled("vega", fmt_dollars(greeks.vega)),
+            labelled("θ/d", fmt_dollars(greeks.theta)),
+        ],
+        width,
+        "  ",
+    )
+    horizon = f"{risk.horizon_days:g}d"
+    confidence = f"{risk.confidence * 100:g}%"
+    var = risk.var
+    if var is None:
+        lines.append(labelled(f"VaR {confidence} {horizon}", risk.reason, MUTED))
+    else:
+        lines += pack(
+            [
+                labelled(f"VaR {confidence} {horizon}", fmt_dollars(var.var), "$text-warning"),
+                labelled("ES", fmt_dollars(var.expected_shortfall), "$text-warning"),
+            ],
+            width,
+            "  ",
+        )
+    return lines
+
+
 class RiskPane(Widget):
-    """Limits with utilization bars, the kill-switch state, and the newest rejections.
+    """Limits with utilization bars, the kill-switch state, the portfolio's greeks and VaR
+    (once ``show_portfolio`` has given them), and the newest rejections.
 
     When the kill switch is engaged it takes the top of the pane in a red banner
     with its reason and since-time. Rejections show newest first: time and the
@@ -61,6 +105,7 @@ class RiskPane(Widget):
 
     # Per-instance state (assigned on the instance); these are the initial values.
     _risk: RiskSnapshot | None = None
+    _portfolio: PortfolioRisk | None = None
 
     def apply(self, snapshot: EngineSnapshot) -> None:
         """Take the risk state, if the pull carries a new one."""
@@ -68,6 +113,13 @@ class RiskPane(Widget):
         if risk is None or risk == self._risk:
             return
         self._risk = risk
+        self.refresh()
+
+    def show_portfolio(self, portfolio: PortfolioRisk) -> None:
+        """Take the latest portfolio greeks and VaR (pulled every few seconds)."""
+        if portfolio == self._portfolio:
+            return
+        self._portfolio = portfolio
         self.refresh()
 
     def render(self) -> Content:
@@ -81,6 +133,8 @@ class RiskPane(Widget):
             lines.extend(self._limit(usage, name_width, width) for usage in risk.limits)
         else:
             lines.append(Content.styled("no limits enabled", MUTED))
+        if self._portfolio is not None:
+            lines.extend(portfolio_lines(self._portfolio, width))
         lines.append(Content.styled("REJECTIONS", f"bold {MUTED}"))
         if not risk.rejections:
             lines.append(Content.styled("none", MUTED))
