@@ -12,12 +12,17 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 
+# After installing, compile the options kernels once (numba caches them beside the sources).
+WARM_UP := $(PY) -c "import engine.options as o; o.warm_up()"
+
 $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install -q -e .
+	$(WARM_UP)
 	touch $@
 
 $(DEV_STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install -q -e '.[dev]'
+	$(WARM_UP)
 	touch $(STAMP) $@
 
 ## Open tickdeck on the built-in simulated market (no credentials, no network).

@@ -989,10 +989,27 @@ class OrderManager:
         return [order for order in self._open.values() if order.id != replacing]
 
     def buying_power(self) -> Decimal:
-        """max(0, equity × the account's multiplier − gross exposure)."""
+        """max(0, equity × multiplier − gross exposure − what working orders have reserved).
+
+        A working order that would add exposure holds its notional back, as the broker
+        does; otherwise the preview promises buying power the broker will refuse.
+        """
         self._mark_positions()
         portfolio = self._portfolio
-        return max(ZERO, portfolio.equity() * self._multiplier - portfolio.gross_exposure())
+        free = portfolio.equity() * self._multiplier - portfolio.gross_exposure()
+        return max(ZERO, free - self._reserved())
+
+    def _reserved(self) -> Decimal:
+        reserved = ZERO
+        for order in self.open_orders():
+            position = self._portfolio.qty(order.symbol)
+            adds = position >= ZERO if order.side is Side.BUY else position <= ZERO
+            if not adds:
+                continue
+            price = order.limit_price or order.stop_price or self._market.last_price(order.symbol)
+            if price is not None:
+                reserved += order.leaves_qty * price
+        return reserved
 
     def gross_exposure(self) -> Decimal:
         self._mark_positions()

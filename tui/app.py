@@ -10,8 +10,11 @@ whatever happens, so the journal is closed and Textual restores the terminal.
 from __future__ import annotations
 
 import asyncio
+import gc
+import os
 import signal
 import sys
+import threading
 from collections.abc import Sequence
 from functools import partial
 from typing import ClassVar
@@ -32,6 +35,7 @@ from tui.screens.main import MainScreen
 from tui.themes import register_themes
 
 TERMINAL_CHECK_S = 1.0  # how often to look for a terminal that went away
+EXIT_GRACE_S = 5.0  # how long a signalled console may take to stop before the process just ends
 
 # Where each pane's own keys work, for the keys screen.
 _WHERE = {
@@ -207,6 +211,9 @@ class TickdeckApp(App[int]):
         await self.client.start()
         self._client_started = True
         await self.push_screen(self.main)
+        # Everything built so far lives as long as the console: keep it out of the garbage
+        # collector's full passes, which otherwise stall frames for 60-130 ms.
+        gc.freeze()
         known = {row.binding_id for row in self.key_rows()}
         for binding_id in sorted(set(self.keymap) - known):
             self.main.post_message(
@@ -246,7 +253,19 @@ class TickdeckApp(App[int]):
         stdin = sys.__stdin__
         if stdin is None or stdin.closed or not stdin.isatty():
             logger.warning("the terminal went away; stopping")
-            self.exit(0)
+            self.leave()
+
+    def leave(self) -> None:
+        """Quit because the terminal or the operator said so (SIGHUP, SIGTERM, lost TTY).
+
+        Textual's writer can block for ever on a terminal that has gone away
+        (Textualize/textual#6692). The journal is committed as it goes, so after a grace
+        period for a clean stop the process leaves regardless.
+        """
+        self.exit(0)
+        watchdog = threading.Timer(EXIT_GRACE_S, os._exit, (0,))
+        watchdog.daemon = True  # a normal exit never waits for it
+        watchdog.start()
 
     # -- actions -----------------------------------------------------------------------------
 
@@ -415,8 +434,9 @@ async def _run(client: EngineClient, settings: Settings) -> int:
     loop = asyncio.get_running_loop()
     # A closed SSH session sends SIGHUP; stop the engine and leave rather than die mid-write.
     handled = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT)
+
     for sig in handled:
-        loop.add_signal_handler(sig, app.exit)
+        loop.add_signal_handler(sig, app.leave)
     try:
         await app.run_async(mouse=settings.console.mouse)
     finally:

@@ -24,4 +24,20 @@ __all__ = [
     "bs_greeks",
     "bs_price",
     "implied_vol",
+    "warm_up",
 ]
+
+
+def warm_up() -> None:
+    """Compile (or load from numba's cache) every CPU kernel once, so no trader waits on it.
+
+    ``make`` runs this after installing; the compiled code is cached next to the sources.
+    """
+    import numpy as np
+
+    spot = np.full(4_096, 100.0)
+    strike = np.linspace(50.0, 150.0, 4_096)
+    for is_call in (True, False):
+        price = bs_price(spot, strike, 0.25, 0.03, 0.01, 0.2, is_call)
+        bs_greeks(spot, strike, 0.25, 0.03, 0.01, 0.2, is_call)
+        implied_vol(price, spot, strike, 0.25, 0.03, 0.01, is_call, return_reason=True)

@@ -140,3 +140,16 @@ def test_a_refused_second_cancel_is_news_not_an_illegal_transition(client):
     kinds = {e.kind for e in client.engine.journal.load_events(order_id)}
     assert EventKind.ILLEGAL_TRANSITION not in kinds
     assert any("order_cancel_rejected" in a.message for a in client.engine.alerts)
+
+
+def test_working_orders_that_add_exposure_hold_buying_power_back(client):
+    oms = client.engine.oms
+    before = oms.buying_power()
+    run(client.execute("buy 100 AAPL lmt 1.50 gtc"))
+    for _ in range(5):
+        client.engine.driver.step()
+    assert oms.buying_power() == before - 150
+    run(client.execute("cancel all"))
+    for _ in range(5):
+        client.engine.driver.step()
+    assert oms.buying_power() == before

@@ -114,7 +114,8 @@ class StatusBar(Static):
                 parts += [(f" {reason}", "$text-error")]
         if wall:
             parts += [(f"   local {wall}", "$text-muted")]
-        self.update(Content.assemble(*parts))
+        # One fixed-height line: a relayout of the whole screen every second would cost a frame.
+        self.update(Content.assemble(*parts), layout=False)
 
 
 class MainScreen(Screen[None]):
