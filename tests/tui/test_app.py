@@ -12,6 +12,7 @@ from decimal import Decimal
 import pytest
 from textual.binding import Binding
 from textual.color import Color
+from textual.widgets._footer import FooterKey
 
 from engine.cli import main as cli_main
 from engine.client import Cursor
@@ -122,14 +123,38 @@ async def test_the_preview_shows_notional_distance_from_the_touch_and_buying_pow
 
 
 @pytest.mark.asyncio
-async def test_the_preview_lists_every_check_that_would_fail(console):
+async def test_the_preview_lists_each_check_that_would_fail_on_its_own_line(console):
     app, _ = console()
     async with app.run_test(size=(120, 40)) as pilot:
         await put_line(pilot, "buy 100000 AAPL")
         text = str(app.screen.query_one(OrderPreview).render())
         violations = app.main.order_entry.preview.violations
+    checks = text.splitlines()[1:]
     assert {"max_order_qty", "max_order_notional"} <= {v.check.value for v in violations}
-    assert all(violation.message in text for violation in violations)
+    if len(violations) <= 3:
+        assert checks == [f"✗ {v.message}" for v in violations]
+    else:
+        assert checks == [
+            *(f"✗ {v.message}" for v in violations[:2]),
+            f"… and {len(violations) - 2} more",
+        ]
+
+
+@pytest.mark.asyncio
+async def test_on_a_short_terminal_the_preview_says_how_many_checks_it_leaves_out(console):
+    app, _ = console()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await put_line(pilot, "buy 100000 AAPL")
+        preview = app.screen.query_one(OrderPreview)
+        text = str(preview.render())
+        violations = app.main.order_entry.preview.violations
+        height = preview.size.height
+    assert len(violations) >= 2
+    assert text.splitlines()[1:] == [
+        f"✗ {violations[0].message}",
+        f"… and {len(violations) - 1} more",
+    ]
+    assert height == 3
 
 
 @pytest.mark.asyncio
@@ -387,6 +412,37 @@ async def test_f10_fills_the_screen_with_the_current_pane_and_puts_it_back(conso
         maximized = app.screen.maximized
         await pilot.press("f10")
         assert (maximized.id, app.screen.maximized) == ("quotes", None)
+
+
+@pytest.mark.asyncio
+async def test_a_maximized_pane_keeps_the_status_bar_at_the_top(console):
+    app, _ = console()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("f9", "f10")
+        status, risk = app.screen.query_one("#status"), app.screen.pane("risk")
+        assert (status.region.y, risk.region.y) == (0, 1)
+
+
+@pytest.mark.asyncio
+async def test_the_order_line_text_starts_one_cell_in(console):
+    app, _ = console()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await put_line(pilot, "buy 10 MSFT")
+        line = order_line(app)
+        assert (line.region.x, line.content_region.x) == (0, 1)
+
+
+@pytest.mark.asyncio
+async def test_at_80_columns_the_footer_fits_and_keeps_kill_and_quit(console):
+    app, _ = console()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.app.client.execute("buy 50 MSFT lmt 1.00 gtc")
+        await pilot.app.pull()
+        await pilot.press("f7")
+        await pilot.pause()
+        keys = [key for key in app.screen.query(FooterKey) if key.display]
+        assert max(key.region.right for key in keys) <= 80
+        assert {"f12", "ctrl+q", "ctrl+x"} <= {key.key for key in keys}
 
 
 @pytest.mark.asyncio

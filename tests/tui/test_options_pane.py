@@ -193,7 +193,7 @@ async def test_a_flat_book_shows_zero_greeks_and_no_var(console):
     app, _ = console()
     async with app.run_test(size=(120, 50)):
         text = str(app.screen.query_one(RiskPane).render())
-        assert "PORTFOLIO\nΔ $0  Γ/1% $0  vega $0  θ/d $0\nVaR 99% 1d no open positions" in text
+        assert "PORTFOLIO  Δ $0  Γ/1% $0  vega $0  θ/d $0\nVaR 99% 1d no open positions" in text
 
 
 @pytest.mark.asyncio

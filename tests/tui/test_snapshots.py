@@ -85,6 +85,7 @@ async def trade_the_morning(pilot, engine: Engine) -> None:
     await send(pilot, f"buy 1000 XOM lmt {ask(engine, 'XOM')}")
     step(engine, 1)
     await pilot.app.pull()
+    await pilot.app.main.pull_portfolio()  # the pull the console makes every few seconds
     await pilot.pause()
     assert {order.status for order in engine.oms.orders()} == {
         OrderStatus.FILLED,

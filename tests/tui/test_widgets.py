@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from decimal import Decimal
 
 import pytest
@@ -11,8 +12,16 @@ from textual.app import App, ComposeResult
 from textual.strip import Strip
 from textual.widget import Widget
 
-from engine.client import BookSnapshot, Cursor, EngineSnapshot, Rejection, RiskSnapshot
+from engine.client import (
+    BookSnapshot,
+    Cursor,
+    EngineSnapshot,
+    PortfolioRisk,
+    Rejection,
+    RiskSnapshot,
+)
 from engine.core.conflate import SymbolSnapshot
+from engine.core.events import Alert, Severity
 from engine.core.models import (
     Account,
     Bar,
@@ -24,10 +33,11 @@ from engine.core.models import (
     TimeInForce,
 )
 from engine.health import ComponentHealth, HealthSnapshot, Status
+from engine.options.portfolio import PortfolioGreeks
 from engine.risk.engine import LimitUsage
 from engine.risk.types import RiskCheck
 from tui.widgets import Blotter, Chart, HealthPane, PositionsPane, QuoteBoard, RiskPane
-from tui.widgets.chart import draw_chart
+from tui.widgets.chart import chart_title, draw_chart
 from tui.widgets.format import (
     Column,
     fit_columns,
@@ -39,9 +49,10 @@ from tui.widgets.format import (
     fmt_time,
     fmt_volume,
 )
+from tui.widgets.message_line import MessageLine, without_echo
 from tui.widgets.quote_board import COLUMNS as BOARD_COLUMNS
 from tui.widgets.quote_board import sparkline
-from tui.widgets.risk_pane import usage_bar, utilization_style
+from tui.widgets.risk_pane import fmt_dollars, fmt_usage, usage_bar, utilization_style
 
 D = Decimal
 OPEN_NS = 1_710_509_400 * 1_000_000_000  # 2024-03-15 09:30:00 New York (13:30 UTC)
@@ -562,6 +573,33 @@ async def test_a_new_order_on_top_leaves_the_cursor_on_the_order_it_was_on():
 
 
 @pytest.mark.asyncio
+async def test_the_cursor_on_the_newest_order_follows_each_new_order():
+    blotter = Blotter()
+    async with PaneApp(blotter).run_test(size=(120, 12)) as pilot:
+        blotter.apply(snapshot(book=book(MIXED_ORDERS[:1])))
+        filled_now = order(2, OrderStatus.FILLED, minute=1, filled="100", avg="187.49")
+        blotter.apply(snapshot(book=book((*MIXED_ORDERS[:1], filled_now))))
+        await pilot.pause()
+        assert fmt_order_id(blotter.selected_order.id) == "#2"
+        working = order(3, OrderStatus.NEW, minute=2)
+        blotter.apply(snapshot(book=book((*MIXED_ORDERS[:1], filled_now, working))))
+        await pilot.pause()
+        assert fmt_order_id(blotter.selected_order.id) == "#3"
+
+
+@pytest.mark.asyncio
+async def test_orders_placed_in_one_instant_follow_their_sequence_not_their_text():
+    blotter = Blotter()
+    async with PaneApp(blotter).run_test(size=(120, 14)) as pilot:
+        nine = tuple(order(n, OrderStatus.FILLED, filled="100", avg="187.49") for n in range(1, 10))
+        blotter.apply(snapshot(book=book(nine)))
+        tenth = order(10, OrderStatus.FILLED, filled="100", avg="187.49")
+        blotter.apply(snapshot(book=book((*nine, tenth))))
+        await pilot.pause()
+        assert fmt_order_id(blotter.selected_order.id) == "#10"
+
+
+@pytest.mark.asyncio
 async def test_narrow_blotter_drops_time_avg_fill_type_then_filled():
     blotter = Blotter()
     async with PaneApp(blotter).run_test(size=(54, 10)) as pilot:
@@ -692,12 +730,28 @@ async def test_engaged_kill_switch_is_a_red_banner_with_since_time_and_reason():
         pane.apply(snapshot(risk=risk(engaged=True)))
         await pilot.pause()
         assert [line.strip() for line in lines(pane, 3)] == [
-            "■ KILL SWITCH ENGAGED ■",
-            "since 09:35:00 · new risk blocked, only reducing orders",
+            "■ KILL SWITCH ENGAGED since 09:35:00 ■",
+            "new risk blocked, only reducing orders",
             "kill switch engaged by the trader",
         ]
         banner = pane.render_line(0)
         assert all(is_theme(s.style.bgcolor, app, "error") for s in banner)
+
+
+@pytest.mark.asyncio
+async def test_kill_banner_wraps_in_a_narrow_pane_instead_of_clipping():
+    pane = RiskPane()
+    async with PaneApp(pane).run_test(size=(30, 12)) as pilot:
+        pane.apply(snapshot(risk=risk(engaged=True)))
+        await pilot.pause()
+        assert [line.strip() for line in lines(pane, 6)] == [
+            "■ KILL SWITCH ENGAGED since",
+            "09:35:00 ■",
+            "new risk blocked, only",
+            "reducing orders",
+            "kill switch engaged by the",
+            "trader",
+        ]
 
 
 @pytest.mark.asyncio
@@ -716,14 +770,101 @@ async def test_rejections_show_newest_first_with_time_order_and_wrapped_reason()
     async with PaneApp(pane).run_test(size=(60, 14)) as pilot:
         pane.apply(snapshot(risk=risk(rejections=rejections)))
         await pilot.pause()
-        assert lines(pane)[4:10] == [
-            "REJECTIONS",
-            "09:32:00 buy 100000 AAPL",
+        # 14 rows less the kill line and three limits: the newest takes the lines it needs,
+        # each failed check starting a line of its own.
+        assert lines(pane)[4:12] == [
+            "✗ 09:32:00 buy 100000 AAPL",
             "  order quantity 100,000 is above the max order quantity of",
-            "  10,000; order notional $18,750,000.00 is above the max …",
-            "09:31:00 sell 5 MSFT",
+            "  10,000",
+            "  order notional $18,750,000.00 is above the max order",
+            "  notional of $250,000.00",
+            "  buying power is short",
+            "✗ 09:31:00 sell 5 MSFT",
             "  MSFT is not shortable",
         ]
+
+
+LONG_REJECTION = Rejection(
+    OPEN_NS + 2 * MINUTE_NS,
+    "buy 100000 AAPL",
+    "order quantity 100,000 is above the max order quantity of 10,000; order notional "
+    "$18,750,000.00 is above the max order notional of $250,000.00; buying power is short",
+)
+
+
+def portfolio(delta_dollars: float) -> PortfolioRisk:
+    greeks = PortfolioGreeks((), delta_dollars, 0.0, 0.0, 0.0, delta_dollars)
+    return PortfolioRisk(OPEN_NS, 1.0, 0.99, greeks, None, "no volatility for AAPL")
+
+
+@pytest.mark.asyncio
+async def test_the_newest_rejection_keeps_two_reason_lines_above_the_portfolio():
+    pane = RiskPane()
+    async with PaneApp(pane).run_test(size=(60, 8)) as pilot:
+        pane.apply(snapshot(risk=risk(rejections=(LONG_REJECTION,))))
+        pane.show_portfolio(portfolio(13_300.0))
+        await pilot.pause()
+        assert lines(pane)[4:8] == [
+            "✗ 09:32:00 buy 100000 AAPL",
+            "  order quantity 100,000 is above the max order quantity of",
+            "  10,000 …",
+            "PORTFOLIO  Δ $13.3K  Γ/1% $0  vega $0  θ/d $0",
+        ]
+
+
+@pytest.mark.asyncio
+async def test_the_portfolio_follows_the_rejections_when_there_is_room():
+    pane = RiskPane()
+    async with PaneApp(pane).run_test(size=(80, 12)) as pilot:
+        pane.apply(snapshot(risk=risk()))
+        pane.show_portfolio(portfolio(13_300.0))
+        await pilot.pause()
+        assert lines(pane)[4:7] == [
+            "REJECTIONS none",
+            "PORTFOLIO  Δ $13.3K  Γ/1% $0  vega $0  θ/d $0  VaR 99% 1d no volatility for AAPL",
+            "",
+        ]
+
+
+@pytest.mark.asyncio
+async def test_more_limits_than_room_show_the_most_used_and_count_the_rest():
+    pane = RiskPane()
+    rejection = Rejection(OPEN_NS, "sell 5 MSFT", "MSFT is not shortable")
+    async with PaneApp(pane).run_test(size=(60, 5)) as pilot:
+        pane.apply(snapshot(risk=risk(rejections=(rejection,))))
+        await pilot.pause()
+        assert [line[:30].rstrip() for line in lines(pane)] == [
+            "kill switch off",
+            "daily loss   4,500/5,000 █████",
+            "… 2 more limits, less used (F1",
+            "✗ 09:30:00 sell 5 MSFT",
+            "  MSFT is not shortable",
+        ]
+
+
+def test_a_long_position_is_a_positive_dollar_delta():
+    assert fmt_dollars(100 * 133.0) == "$13.3K"
+    assert fmt_dollars(-20 * 610.56) == "-$12.2K"
+
+
+@pytest.mark.asyncio
+async def test_gross_exposure_in_the_thousands_reads_in_whole_dollars_not_hashes():
+    pane = RiskPane()
+    gross = usage("gross exposure", "1234.56", "500000", RiskCheck.GROSS_EXPOSURE)
+    async with PaneApp(pane).run_test(size=(60, 4)) as pilot:
+        pane.apply(snapshot(risk=dataclasses.replace(risk(), limits=(gross,))))
+        await pilot.pause()
+        assert lines(pane)[1].startswith("gross exposure  1,235/500.0K ")
+
+
+def test_a_limit_amount_fits_the_usage_column_at_any_size():
+    assert [fmt_usage(D(x)) for x in ("999.50", "1000.49", "9999.99", "12345", "43")] == [
+        "999.50",
+        "1,000",
+        "10.0K",
+        "12.3K",
+        "43",
+    ]
 
 
 # -- health ---------------------------------------------------------------------------------
@@ -811,10 +952,23 @@ async def test_chart_labels_prices_and_new_york_times():
         await pilot.pause()
         rendered = lines(chart)
         # O: first open, H/L: the day's extremes, C: last close, change (105 - 102) / 102
-        assert rendered[0] == "TEST 1m  O 102.00 H 119.00 L 100.00 C 10"
+        # The title at 40 columns: symbol, last, change, then whole fields while they fit.
+        assert rendered[0] == "TEST 105.00 +2.94%  1m O 102.00 H 119.00"
         assert [line[:7] for line in rendered[1:11:4]] == ["118.50┤", "110.50┤", "      │"]
         assert rendered[10][:7] == "100.50┤"
         assert rendered[11] == "        09:30"
+
+
+def test_chart_title_gives_up_open_high_low_before_the_last_price_and_change():
+    def title(width: int) -> str:
+        return chart_title(
+            "AAPL", D("131.00"), D("134.10"), D("130.90"), D("133.20"), D("1.68"), width
+        ).plain
+
+    assert title(60) == "AAPL 133.20 +1.68%  1m O 131.00 H 134.10 L 130.90"
+    assert title(43) == "AAPL 133.20 +1.68%  1m O 131.00 H 134.10"
+    assert title(25) == "AAPL 133.20 +1.68%  1m"
+    assert title(20) == "AAPL 133.20 +1.68%"
 
 
 def test_a_narrow_chart_draws_a_line_of_closes():
@@ -844,7 +998,7 @@ async def test_chart_show_loads_the_symbols_bars_from_the_client():
         await chart.show(BarsClient({"TEST": THREE_BARS}), "TEST")
         await pilot.pause()
         assert chart.symbol == "TEST"
-        assert lines(chart, 1)[0].startswith("TEST 1m")
+        assert lines(chart, 1)[0].startswith("TEST 105.00 +2.94%")
         await chart.show(BarsClient({}), "NONE")
         await pilot.pause()
         assert lines(chart, 1) == ["NONE: no bars yet today"]
@@ -898,3 +1052,39 @@ async def test_panes_follow_a_real_engine_through_a_fill(client):
         assert blotter.selected_order.status is OrderStatus.FILLED
         row = lines(positions, 2)[1].split()
         assert row[:3] == ["AAPL", "100", fmt_price(position.avg_cost)]
+
+
+# -- message line -------------------------------------------------------------------------------
+
+
+def test_an_alert_that_repeats_its_own_lead_in_is_said_once():
+    assert without_echo("kill switch engaged: kill switch engaged by the trader") == (
+        "kill switch engaged by the trader"
+    )
+    assert without_echo("order rejected: MSFT is not shortable") == (
+        "order rejected: MSFT is not shortable"
+    )
+
+
+def alert(message: str) -> Alert:
+    return Alert(OPEN_NS, Severity.ERROR, message, "oms")
+
+
+@pytest.mark.asyncio
+async def test_an_alert_already_said_by_the_outcome_leaves_the_line_alone():
+    line = MessageLine()
+    async with PaneApp(line).run_test(size=(100, 3)) as pilot:
+        line.show("kill switch engaged by the trader; open orders cancelled")
+        line.show_alerts((alert("kill switch engaged: kill switch engaged by the trader"),))
+        await pilot.pause()
+        assert line.text == "kill switch engaged by the trader; open orders cancelled"
+
+
+@pytest.mark.asyncio
+async def test_a_new_alert_replaces_the_outcome():
+    line = MessageLine()
+    async with PaneApp(line).run_test(size=(100, 3)) as pilot:
+        line.show("buy 10 MSFT sent")
+        line.show_alerts((alert("feed disconnected"),))
+        await pilot.pause()
+        assert line.text == "feed disconnected"

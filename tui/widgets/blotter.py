@@ -81,6 +81,12 @@ def blotter_order(order: Order) -> tuple[int, int, str]:
     return (1, -order.updated_ns, order.id)
 
 
+def _placed(order: Order) -> tuple[int, int, str]:
+    """Sort key for when an order was placed: orders placed in one engine instant fall back on
+    their ids, whose sequence numbers grow in length before they grow in value."""
+    return (order.created_ns, len(order.id), order.id)
+
+
 def _price(order: Order) -> str:
     if order.type is OrderType.TRAILING_STOP:
         if order.trail_percent is not None:
@@ -170,17 +176,20 @@ class Blotter(DataTable, can_focus=True):
     }
 
     BINDINGS: ClassVar[list[BindingType]] = [
+        # The footer of an 80-column terminal has room for one blotter key next to the kill
+        # and quit keys: cancel is shown, replace is listed by the keys screen (F1) only.
         Binding(
             "ctrl+x",
             "cancel_order",
-            "Cancel order",
+            "Cancel",
             id="blotter.cancel",
             tooltip="Cancel the selected working order",
         ),
         Binding(
             "ctrl+r",
             "replace_order",
-            "Replace order",
+            "Replace",
+            show=False,
             id="blotter.replace",
             tooltip="Replace the selected working order (new quantity or price)",
         ),
@@ -232,6 +241,7 @@ class Blotter(DataTable, can_focus=True):
         self._cells: dict[str, _Cells] = {}
         self._sequence: list[str] = []
         self._styles: dict[str, Style] = {}
+        self._followed: str | None = None  # the order the cursor was last moved to by following
 
     def on_mount(self) -> None:
         self._fit(self.size.width)
@@ -298,12 +308,21 @@ class Blotter(DataTable, can_focus=True):
         self._orders = orders
         if not changed and not gone:
             return
+        selected = self.selected_order
+        # While the cursor is on the order it was last moved to by following (at first the top
+        # row), it follows the newest order; once the trader moves it, it stays where it is.
+        following = selected is None or selected.id == self._followed
+        if following and self._sequence and orders:
+            selected = max(orders.values(), key=_placed)
         sequence = [o.id for o in sorted(orders.values(), key=blotter_order)]
         if sequence != self._sequence:
-            self._rebuild(sequence, self.selected_order)
+            self._rebuild(sequence, selected)
         else:
             for order_id in changed:
                 self._update_row(order_id)
+        if following:
+            shown = self.selected_order
+            self._followed = None if shown is None else shown.id
         self._selection_changed()
 
     def _render_cells(self, cells: _Cells) -> list[Text]:

@@ -116,6 +116,37 @@ def _line(cells: Sequence[tuple[str, str]]) -> Content:
     return Content.assemble(*runs)
 
 
+def chart_title(
+    symbol: str,
+    open_: Decimal,
+    high: Decimal,
+    low: Decimal,
+    close: Decimal,
+    change: Decimal | None,
+    width: int,
+) -> Content:
+    """``AAPL 172.50 +0.32%  1m O 171.94 H 172.88 L 171.80`` cut to ``width`` a whole field at
+    a time: the symbol, last price and change come first, then the bar size, open, high, low."""
+    title = Content.assemble(
+        (symbol, "bold"),
+        " ",
+        (fmt_price(close), "bold"),
+        " ",
+        (fmt_pct(change), sign_style(change)),
+    )
+    extras = [
+        Content.styled("  1m", MUTED),
+        Content.assemble((" O ", MUTED), fmt_price(open_)),
+        Content.assemble((" H ", MUTED), fmt_price(high)),
+        Content.assemble((" L ", MUTED), fmt_price(low)),
+    ]
+    for extra in extras:
+        if title.cell_length + extra.cell_length > width:
+            break
+        title += extra
+    return title
+
+
 def draw_chart(symbol: str, bars: Sequence[Bar], width: int, height: int) -> list[Content]:
     """The chart as ``height`` lines: a title, the plot with its y axis, then the x-axis times."""
     if not bars:
@@ -123,20 +154,7 @@ def draw_chart(symbol: str, bars: Sequence[Bar], width: int, height: int) -> lis
     first, last = bars[0], bars[-1]
     low, high = min(b.low for b in bars), max(b.high for b in bars)
     change = (last.close - first.open) / first.open * 100 if first.open else None
-    title = Content.assemble(
-        (symbol, "bold"),
-        (" 1m  ", MUTED),
-        ("O ", MUTED),
-        fmt_price(first.open),
-        (" H ", MUTED),
-        fmt_price(high),
-        (" L ", MUTED),
-        fmt_price(low),
-        (" C ", MUTED),
-        fmt_price(last.close),
-        " ",
-        (fmt_pct(change), sign_style(change)),
-    )
+    title = chart_title(symbol, first.open, high, low, last.close, change, width)
     rows = height - 2
     label_width = max(len(fmt_price(low)), len(fmt_price(high)))
     plot_width = width - label_width - 1

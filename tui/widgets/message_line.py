@@ -42,9 +42,25 @@ class MessageLine(Static):
             self.set_class(each is tone, f"-{each.value}")
 
     def show_alerts(self, alerts: tuple[Alert, ...]) -> None:
-        """The newest of ``alerts``, saying how many more arrived with it."""
+        """The newest of ``alerts``, saying how many more arrived with it.
+
+        An alert that only repeats what the line already says (the outcome of the
+        trader's own command, which raised it) leaves the line as it is.
+        """
         if not alerts:
             return
         newest = alerts[-1]
+        message = without_echo(newest.message)
+        if len(alerts) == 1 and self.text and message in self.text:
+            return
         more = f"  (+{len(alerts) - 1} more in the log)" if len(alerts) > 1 else ""
-        self.show(newest.message + more, _TONE_OF[newest.severity], newest.ts_ns)
+        self.show(message + more, _TONE_OF[newest.severity], newest.ts_ns)
+
+
+def without_echo(message: str) -> str:
+    """``message`` without a lead-in that its own detail repeats: ``kill switch engaged: kill
+    switch engaged by the trader`` reads ``kill switch engaged by the trader``."""
+    head, colon, rest = message.partition(": ")
+    if colon and rest.lower().startswith(head.lower()):
+        return rest
+    return message

@@ -20,7 +20,8 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.content import Content
 from textual.suggester import Suggester
-from textual.widgets import Input, Static
+from textual.widget import Widget
+from textual.widgets import Input
 
 from engine.client import EngineClient, Preview
 from engine.core.models import Side
@@ -28,6 +29,7 @@ from engine.orders.language import complete_symbol
 from tui.messages import Say
 from tui.widgets.format import fmt_money, fmt_pct, fmt_price, fmt_qty
 
+CHECK_LINES = 3  # failed risk checks listed under the order's line (max-height 4 less one)
 MAX_OTHERS = 8  # other matching symbols named on the message line after a completion
 PLACEHOLDER = "buy 100 AAPL lmt 187.50 gtc  ·  b 10 nvda 450  ·  cancel #12  ·  F1 keys"
 
@@ -186,8 +188,13 @@ def _dollars(amount: Decimal) -> str:
     return f"-${fmt_money(-amount)}" if amount < 0 else f"${fmt_money(amount)}"
 
 
-def render_preview(preview: Preview | None) -> Content:
-    """The preview lines for ``preview`` (None: the line is empty, so a hint)."""
+def render_preview(preview: Preview | None, check_lines: int = CHECK_LINES) -> Content:
+    """The preview lines for ``preview`` (None: the line is empty, so a hint).
+
+    The order's line comes first, then the risk checks that would fail, one whole
+    check a line in at most ``check_lines`` lines: when they do not all fit, the
+    last line says how many more there are.
+    """
     if preview is None:
         return Content.styled(
             "Type an order and press Enter.  F2/F3 ticket the selected quote.", "$text-muted"
@@ -215,21 +222,24 @@ def render_preview(preview: Preview | None) -> Content:
             parts += [(f"   at the {touch} ", "$text-muted"), reference]
     if preview.buying_power_after is not None:
         parts += [("   buying power after ", "$text-muted"), _dollars(preview.buying_power_after)]
-    return Content.assemble(*parts, "\n", _render_checks(preview))
+    return Content("\n").join([Content.assemble(*parts), *_render_checks(preview, check_lines)])
 
 
-def _render_checks(preview: Preview) -> Content:
-    if not preview.violations:
-        return Content.styled("✔ passes every risk check", "$text-success")
-    parts: list[str | tuple[str, str]] = []
-    for violation in preview.violations:
-        if parts:
-            parts.append("   ")
-        if violation.soft:
-            parts.append((f"! {violation.message} (needs confirmation)", "$text-warning"))
-        else:
-            parts.append((f"✗ {violation.message}", "bold $text-error"))
-    return Content.assemble(*parts)
+def _render_checks(preview: Preview, check_lines: int) -> list[Content]:
+    violations = preview.violations
+    if not violations:
+        return [Content.styled("✔ passes every risk check", "$text-success")]
+    room = max(1, check_lines)
+    shown = violations if len(violations) <= room else violations[: room - 1]
+    lines = [
+        Content.styled(f"! {v.message} (needs confirmation)", "$text-warning")
+        if v.soft
+        else Content.styled(f"✗ {v.message}", "bold $text-error")
+        for v in shown
+    ]
+    if len(shown) < len(violations):
+        lines.append(Content.styled(f"… and {len(violations) - len(shown)} more", "$text-error"))
+    return lines
 
 
 def _render_error(preview: Preview) -> Content:
@@ -247,8 +257,9 @@ def _render_error(preview: Preview) -> Content:
     )
 
 
-class OrderPreview(Static):
-    """What the line would do, under the line."""
+class OrderPreview(Widget):
+    """What the line would do, under the line: one line each, clipped with an ellipsis, in
+    as many lines as the preview's ``max-height`` allows (fewer on a short terminal)."""
 
     DEFAULT_CSS = """
     OrderPreview {
@@ -257,14 +268,23 @@ class OrderPreview(Static):
         max-height: 4;
         background: $surface;
         padding: 0 1;
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
     }
     """
 
-    def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(render_preview(None), id=id, markup=False)
+    # Per-instance state (assigned on the instance); this is the initial value.
+    _preview: Preview | None = None
 
     def show(self, preview: Preview | None) -> None:
-        self.update(render_preview(preview))
+        """Show ``preview`` (None: the line is empty)."""
+        self._preview = preview
+        self.refresh(layout=True)
+
+    def render(self) -> Content:
+        max_height = self.styles.max_height
+        lines = int(max_height.value) if max_height is not None else CHECK_LINES + 1
+        return render_preview(self._preview, lines - 1)
 
 
 class OrderEntry(Vertical):

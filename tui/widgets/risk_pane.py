@@ -4,12 +4,13 @@ the latest rejections with reasons."""
 from __future__ import annotations
 
 import textwrap
-from decimal import Decimal
+from collections.abc import Sequence
+from decimal import ROUND_HALF_EVEN, Decimal
 
 from textual.content import Content
 from textual.widget import Widget
 
-from engine.client import EngineSnapshot, PortfolioRisk, RiskSnapshot
+from engine.client import EngineSnapshot, PortfolioRisk, Rejection, RiskSnapshot
 from engine.risk.engine import LimitUsage
 from tui.widgets.format import MUTED, fit, fmt_compact, fmt_time, labelled, pack
 
@@ -52,47 +53,90 @@ def fmt_dollars(amount: float) -> str:
     return f"-${text}" if amount <= -0.005 else f"${text}"
 
 
-def portfolio_lines(risk: PortfolioRisk, width: int) -> list[Content]:
-    """The portfolio section: net delta, gamma (per 1% move), vega (per vol point) and theta
-    (per day) in dollars, then VaR and expected shortfall, packed to ``width``."""
-    lines = [Content.styled("PORTFOLIO", f"bold {MUTED}")]
-    greeks = risk.greeks
-    if greeks is None:
-        return [*lines, Content.styled(risk.reason, "$text-warning")]
-    lines += pack(
-        [
-            labelled("Δ", fmt_dollars(greeks.delta_dollars)),
-            labelled("Γ/1%", fmt_dollars(greeks.gamma_dollars)),
-            labelled("vega", fmt_dollars(greeks.vega)),
-            labelled("θ/d", fmt_dollars(greeks.theta)),
-        ],
-        width,
-        "  ",
-    )
-    horizon = f"{risk.horizon_days:g}d"
-    confidence = f"{risk.confidence * 100:g}%"
-    var = risk.var
-    if var is None:
-        lines.append(labelled(f"VaR {confidence} {horizon}", risk.reason, MUTED))
-    else:
-        lines += pack(
-            [
-                labelled(f"VaR {confidence} {horizon}", fmt_dollars(var.var), "$text-warning"),
-                labelled("ES", fmt_dollars(var.expected_shortfall), "$text-warning"),
-            ],
-            width,
-            "  ",
+def fmt_usage(amount: Decimal) -> str:
+    """A limit's amount in at most six cells: whole units from 1,000 (``9,999``, not the
+    ``9,999.50`` that would overflow the usage column), compact from 10,000 (``12.3K``)."""
+    if abs(amount) >= 1_000:
+        amount = amount.quantize(Decimal(1), rounding=ROUND_HALF_EVEN)
+    return fmt_compact(amount)
+
+
+def rejection_lines(risk: RiskSnapshot, width: int, room: int) -> list[Content]:
+    """The rejections in ``room`` lines at most, newest first: ``✗ time order``, then its
+    reasons wrapped (the newest gets every line it needs that fits)."""
+    if not risk.rejections:
+        return [Content.assemble(("REJECTIONS ", f"bold {MUTED}"), ("none", MUTED))]
+    lines: list[Content] = []
+    for rejection in risk.rejections:
+        if room < 2:
+            break
+        lines.append(
+            Content.assemble(
+                ("✗ ", "bold $text-error"),
+                (fmt_time(rejection.ts_ns), MUTED),
+                " ",
+                (rejection.summary, "bold"),
+            )
         )
+        reasons = _wrap(rejection, width, room - 1)
+        lines.extend(Content.styled(f"  {line}", "$text-error") for line in reasons)
+        room -= 1 + len(reasons)
     return lines
 
 
+def _wrap(rejection: Rejection, width: int, max_lines: int | None = None) -> list[str]:
+    """The rejection's reasons, each failed check starting its own line, wrapped to ``width``
+    less the indent; cut to ``max_lines`` with an ellipsis on the last."""
+    text_width = max(8, width - 2)
+    lines = [
+        line
+        for reason in rejection.reason.split("; ")
+        for line in textwrap.wrap(reason, text_width)
+    ]
+    if max_lines is None or len(lines) <= max_lines:
+        return lines
+    kept = lines[:max_lines]
+    kept[-1] = textwrap.shorten(f"{kept[-1]} …", text_width, placeholder=" …")
+    return kept
+
+
+def portfolio_lines(risk: PortfolioRisk, width: int) -> list[Content]:
+    """The portfolio section: net delta, gamma (per 1% move), vega (per vol point) and theta
+    (per day) in dollars, then VaR and expected shortfall, packed together to ``width``."""
+    title = Content.styled("PORTFOLIO", f"bold {MUTED}")
+    greeks = risk.greeks
+    if greeks is None:
+        return pack([title, Content.styled(risk.reason, "$text-warning")], width, "  ")
+    items = [
+        title,
+        labelled("Δ", fmt_dollars(greeks.delta_dollars)),
+        labelled("Γ/1%", fmt_dollars(greeks.gamma_dollars)),
+        labelled("vega", fmt_dollars(greeks.vega)),
+        labelled("θ/d", fmt_dollars(greeks.theta)),
+    ]
+    label = f"VaR {risk.confidence * 100:g}% {risk.horizon_days:g}d"
+    var = risk.var
+    if var is None:
+        items.append(labelled(label, risk.reason, MUTED))
+    else:
+        items += [
+            labelled(label, fmt_dollars(var.var), "$text-warning"),
+            labelled("ES", fmt_dollars(var.expected_shortfall), "$text-warning"),
+        ]
+    # One packed run, the title, greeks then VaR: the section sits under the rejections
+    # and takes as few lines as the width allows.
+    return pack(items, width, "  ")
+
+
 class RiskPane(Widget):
-    """Limits with utilization bars, the kill-switch state, the portfolio's greeks and VaR
-    (once ``show_portfolio`` has given them), and the newest rejections.
+    """The kill-switch state, limits with utilization bars, the newest rejections, then the
+    portfolio's greeks and VaR (once ``show_portfolio`` has given them).
 
     When the kill switch is engaged it takes the top of the pane in a red banner
-    with its reason and since-time. Rejections show newest first: time and the
-    order, then the reasons wrapped to two lines.
+    with its reason and since-time, wrapped to the width. Rejections show newest
+    first: a ``✗``, the time and the order, then the reasons wrapped; the newest keeps at least
+    two reason lines and takes whatever height the portfolio leaves (all of a
+    maximized pane), so the portfolio is what a short pane clips.
     """
 
     DEFAULT_CSS = """
@@ -126,44 +170,52 @@ class RiskPane(Widget):
         risk = self._risk
         if risk is None:
             return Content.styled("waiting for risk", MUTED)
-        width = self.size.width
-        lines = self._kill(risk, width)
-        if risk.limits:
-            name_width = min(max(len(u.name) for u in risk.limits), max(12, width // 3))
-            lines.extend(self._limit(usage, name_width, width) for usage in risk.limits)
-        else:
-            lines.append(Content.styled("no limits enabled", MUTED))
-        if self._portfolio is not None:
-            lines.extend(portfolio_lines(self._portfolio, width))
-        lines.append(Content.styled("REJECTIONS", f"bold {MUTED}"))
-        if not risk.rejections:
-            lines.append(Content.styled("none", MUTED))
-        for rejection in risk.rejections:
-            if len(lines) >= self.size.height:
-                break
-            lines.append(
-                Content.assemble(
-                    (fmt_time(rejection.ts_ns), MUTED), " ", (rejection.summary, "bold")
-                )
-            )
-            reasons = textwrap.wrap(
-                rejection.reason, max(8, width - 2), max_lines=REASON_LINES, placeholder=" …"
-            )
-            lines.extend(Content.styled(f"  {line}", "$text-error") for line in reasons)
-        return Content("\n").join(lines)
+        width, height = self.size.width, self.size.height
+        head = self._kill(risk, width)
+        newest = risk.rejections[0] if risk.rejections else None
+        newest_lines = 1 if newest is None else 1 + min(REASON_LINES, len(_wrap(newest, width)))
+        head += self._limits(risk.limits, width, height - len(head) - newest_lines)
+        tail = [] if self._portfolio is None else portfolio_lines(self._portfolio, width)
+        # The newest rejection outranks the portfolio: it keeps its summary and reasons,
+        # and any room the portfolio leaves (a maximized pane) goes to more reason lines.
+        room = max(newest_lines, height - len(head) - len(tail))
+        return Content("\n").join([*head, *rejection_lines(risk, width, room), *tail])
+
+    @classmethod
+    def _limits(cls, limits: Sequence[LimitUsage], width: int, room: int) -> list[Content]:
+        """One line a limit; with more limits than ``room`` lines, the most used ones (in
+        their own order) and a line counting the rest, so the newest rejection stays in view."""
+        if not limits:
+            return [Content.styled("no limits enabled", MUTED)]
+        shown = list(limits)
+        if len(shown) > max(1, room):
+            keep = max(1, room - 1)
+            most_used = sorted(limits, key=lambda u: u.fraction, reverse=True)[:keep]
+            shown = [u for u in limits if u in most_used]
+        name_width = min(max(len(u.name) for u in shown), max(12, width // 3))
+        lines = [cls._limit(usage, name_width, width) for usage in shown]
+        if len(shown) < len(limits):
+            left = len(limits) - len(shown)
+            lines.append(Content.styled(f"… {left} more limits, less used (F10 shows all)", MUTED))
+        return lines
 
     @staticmethod
     def _kill(risk: RiskSnapshot, width: int) -> list[Content]:
         if not risk.kill_engaged:
             return [labelled("kill switch", "off", "$success")]
         banner = "bold $text on $error"
-        since = "" if risk.kill_since_ns is None else f"since {fmt_time(risk.kill_since_ns)} · "
+        since = "" if risk.kill_since_ns is None else f" since {fmt_time(risk.kill_since_ns)}"
+        # The since-time rides on the title, so that at the usual width the banner takes
+        # three lines and leaves the rejections room; narrower, every line wraps.
         lines = [
-            "■ KILL SWITCH ENGAGED ■".center(width),
-            f" {since}new risk blocked, only reducing orders".ljust(width),
+            line.center(width)
+            for line in textwrap.wrap(f"■ KILL SWITCH ENGAGED{since} ■", max(8, width - 2))
         ]
+        texts = ["new risk blocked, only reducing orders"]
         if risk.kill_reason:
-            lines.append(f" {risk.kill_reason}".ljust(width))
+            texts.append(risk.kill_reason)
+        for text in texts:
+            lines.extend(f" {line}".ljust(width) for line in textwrap.wrap(text, max(8, width - 2)))
         return [Content.styled(line, banner) for line in lines]
 
     @staticmethod
@@ -175,7 +227,7 @@ class RiskPane(Widget):
         return Content.assemble(
             (usage.name[:name_width].ljust(name_width), ""),
             " ",
-            (fit(f"{fmt_compact(usage.used)}/{fmt_compact(usage.limit)}", USAGE_WIDTH), ""),
+            (fit(f"{fmt_usage(usage.used)}/{fmt_usage(usage.limit)}", USAGE_WIDTH), ""),
             " ",
             (filled, style),
             (track, MUTED),
