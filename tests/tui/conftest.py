@@ -85,3 +85,11 @@ async def put_line(pilot, text: str) -> None:
     line.cursor_position = len(text)
     await pilot.pause()
     await pilot.app.workers.wait_for_complete()
+
+
+async def send_line(pilot, engine: Engine, text: str) -> None:
+    """Put ``text`` on the order line, press Enter, let the venue answer, and pull the result."""
+    await put_line(pilot, text)
+    await pilot.press("enter")
+    engine.driver.step()
+    await pilot.app.pull()

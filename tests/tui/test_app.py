@@ -18,7 +18,7 @@ from engine.cli import main as cli_main
 from engine.client import Cursor
 from engine.config import load_settings
 from engine.core.models import OrderRequest, OrderStatus, OrderType, Side, TimeInForce
-from tests.tui.conftest import order_line, put_line, type_line
+from tests.tui.conftest import order_line, put_line, send_line, type_line
 from tui.__main__ import open_console
 from tui.app import TickdeckApp
 from tui.screens.confirm import ConfirmKill, ConfirmOrder
@@ -363,10 +363,7 @@ async def test_every_app_key_is_also_a_palette_command(console):
 async def test_cancel_from_the_blotter_cancels_the_selected_order(console):
     app, engine = console()
     async with app.run_test(size=(120, 40)) as pilot:
-        await put_line(pilot, "buy 10 MSFT lmt 1.00 gtc")
-        await pilot.press("enter")
-        engine.driver.step()
-        await app.pull()
+        await send_line(pilot, engine, "buy 10 MSFT lmt 1.00 gtc")
         await pilot.press("f7")
         await pilot.press("ctrl+x")
         engine.driver.step()
@@ -378,10 +375,7 @@ async def test_cancel_from_the_blotter_cancels_the_selected_order(console):
 async def test_replace_from_the_blotter_prefills_the_order_line(console):
     app, engine = console()
     async with app.run_test(size=(120, 40)) as pilot:
-        await put_line(pilot, "buy 10 MSFT lmt 1.00 gtc")
-        await pilot.press("enter")
-        engine.driver.step()
-        await app.pull()
+        await send_line(pilot, engine, "buy 10 MSFT lmt 1.00 gtc")
         await pilot.press("f7")
         await pilot.press("ctrl+r")
         (order,) = engine.oms.orders()
