@@ -456,7 +456,7 @@ class LocalClient:
         return Outcome(result.accepted, result.message)
 
     async def kill(self, *, flatten: bool = False) -> Outcome:
-        self.engine.oms.kill("kill switch engaged by the trader", flatten=flatten)
+        self.engine.oms.kill("by the trader", flatten=flatten)
         return Outcome(True, "kill switch engaged: open orders cancelled, new risk blocked")
 
     async def reset_kill(self) -> Outcome:
