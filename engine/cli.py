@@ -18,7 +18,7 @@ from loguru import logger
 from platformdirs import user_log_dir
 
 from engine.config import Mode, Settings, load_settings, render_settings
-from engine.core.clock import NEW_YORK, datetime_to_ns
+from engine.core.clock import NEW_YORK, LiveClock, datetime_to_ns, ns_to_datetime
 from engine.core.errors import InputError, TickdeckError
 from engine.logs import configure_logging, register_secrets
 
@@ -263,7 +263,8 @@ def build_engine(
     from engine.node import Engine
 
     # The wall clock is read here, at the edge, only to pick the sim's session date.
-    start_ns = sim_start_ns(settings.sim.start, datetime.now(NEW_YORK).date())
+    today = ns_to_datetime(LiveClock().now_ns(), NEW_YORK).date()
+    start_ns = sim_start_ns(settings.sim.start, today)
     return Engine(
         settings,
         start_ns=start_ns,

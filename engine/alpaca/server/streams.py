@@ -22,6 +22,7 @@ them (the JSON text is the frame's payload).
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import json
@@ -175,7 +176,7 @@ class _DataConnection(_Connection):
         return ack
 
 
-class _Hub:
+class _Hub(abc.ABC):
     """What both stream hubs share: the open connections and the fault hooks."""
 
     def __init__(self, faults: FaultInjector, key_id: str, secret_key: str) -> None:
@@ -215,8 +216,9 @@ class _Hub:
         for _ in range(count):
             connection.send(self._malformed_frame())
 
+    @abc.abstractmethod
     def _malformed_frame(self) -> bytes | str:
-        raise NotImplementedError
+        """A frame the stream's clients cannot parse, in that stream's encoding."""
 
     async def close_all(self) -> None:
         for connection in list(self._connections):
