@@ -42,6 +42,7 @@ from engine.core.models import (
 )
 from engine.sqlite_rows import (
     FILL_COLUMNS,
+    ORDER_CLASS_MIGRATION,
     ORDER_COLUMNS,
     decode_decimal,
     fill_from_row,
@@ -117,12 +118,7 @@ _SCHEMA_V1 = (
 )
 
 # Version 2: Alpaca's order classes (bracket, OCO, OTO) and their leg prices.
-_SCHEMA_V2 = (
-    "ALTER TABLE orders ADD COLUMN order_class TEXT NOT NULL DEFAULT 'simple'",
-    "ALTER TABLE orders ADD COLUMN take_profit_price TEXT",
-    "ALTER TABLE orders ADD COLUMN stop_loss_price TEXT",
-    "ALTER TABLE orders ADD COLUMN stop_loss_limit_price TEXT",
-)
+_SCHEMA_V2 = ORDER_CLASS_MIGRATION
 
 # Migrations in order: (the schema version it produces, the statements that produce it).
 _MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = ((1, _SCHEMA_V1), (2, _SCHEMA_V2))

@@ -27,6 +27,14 @@ from engine.core.models import (
 ORDER_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(Order))
 """The orders table's columns for ``order_to_row`` and ``order_from_row``: Order's fields."""
 
+# Both stores' schema version 2: Alpaca's order classes (bracket, OCO, OTO) and leg prices.
+ORDER_CLASS_MIGRATION = (
+    "ALTER TABLE orders ADD COLUMN order_class TEXT NOT NULL DEFAULT 'simple'",
+    "ALTER TABLE orders ADD COLUMN take_profit_price TEXT",
+    "ALTER TABLE orders ADD COLUMN stop_loss_price TEXT",
+    "ALTER TABLE orders ADD COLUMN stop_loss_limit_price TEXT",
+)
+
 FILL_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(Fill))
 """The fills table's columns for ``fill_to_row`` and ``fill_from_row``: Fill's fields."""
 

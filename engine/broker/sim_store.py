@@ -38,6 +38,7 @@ from engine.core.errors import BrokerError
 from engine.core.models import Fill, Order, Position
 from engine.sqlite_rows import (
     FILL_COLUMNS,
+    ORDER_CLASS_MIGRATION,
     ORDER_COLUMNS,
     decode_decimal,
     decode_int,
@@ -127,12 +128,7 @@ _SCHEMA_V1 = (
 
 # Version 2: Alpaca's order classes and their leg prices (the venue refuses non-simple ones,
 # but the Order's columns are the table's).
-_SCHEMA_V2 = (
-    "ALTER TABLE orders ADD COLUMN order_class TEXT NOT NULL DEFAULT 'simple'",
-    "ALTER TABLE orders ADD COLUMN take_profit_price TEXT",
-    "ALTER TABLE orders ADD COLUMN stop_loss_price TEXT",
-    "ALTER TABLE orders ADD COLUMN stop_loss_limit_price TEXT",
-)
+_SCHEMA_V2 = ORDER_CLASS_MIGRATION
 
 # The Order's columns come first in the statements, so a row decodes with order_from_row;
 # the venue's working state (a triggered stop, a trailing stop's water mark) follows them.
