@@ -242,6 +242,8 @@ class LocalClient:
         self.engine = engine
         self._run_feed = run_feed
         self._book_version = 1
+        self._orders_at = 0
+        self._orders_copy: tuple[Order, ...] = ()
         self._feed: asyncio.Task[None] | None = None
         self._chains: dict[str, ChainSnapshot] = {}
         self._risk_key: tuple[object, ...] | None = None
@@ -295,17 +297,28 @@ class LocalClient:
             alerts=alerts,
         )
 
+    def _orders(self) -> tuple[Order, ...]:
+        """Working then recent orders, copied; rebuilt only when an order changed, not per quote."""
+        if self._orders_at != self._book_version:
+            orders = self.engine.oms.orders()
+            working = sorted(
+                (o for o in orders if o.is_open), key=lambda o: o.created_ns, reverse=True
+            )
+            closed = sorted(
+                (o for o in orders if not o.is_open), key=lambda o: o.updated_ns, reverse=True
+            )
+            self._orders_copy = tuple(
+                dataclasses.replace(o) for o in working + closed[:RECENT_ORDERS]
+            )
+            self._orders_at = self._book_version
+        return self._orders_copy
+
     def _book(self) -> BookSnapshot:
         oms = self.engine.oms
-        orders = oms.orders()
-        working = sorted((o for o in orders if o.is_open), key=lambda o: o.created_ns, reverse=True)
-        closed = sorted(
-            (o for o in orders if not o.is_open), key=lambda o: o.updated_ns, reverse=True
-        )
         positions = tuple(dataclasses.replace(p) for p in oms.positions())
         net = sum((p.market_value for p in positions), ZERO)
         return BookSnapshot(
-            orders=tuple(dataclasses.replace(o) for o in working + closed[:RECENT_ORDERS]),
+            orders=self._orders(),
             positions=positions,
             account=dataclasses.replace(oms.account()),
             day_pnl=oms.day_pnl(),
