@@ -52,7 +52,7 @@ from engine.core.models import (
     TimeInForce,
     TradeEvent,
 )
-from engine.core.prices import ZERO
+from engine.core.prices import ZERO, contract_multiplier
 from engine.journal import EventKind, Journal, JournalError, to_json
 from engine.portfolio import Portfolio
 from engine.risk.engine import RiskEngine
@@ -1008,7 +1008,7 @@ class OrderManager:
                 continue
             price = order.limit_price or order.stop_price or self._market.last_price(order.symbol)
             if price is not None:
-                reserved += order.leaves_qty * price
+                reserved += order.leaves_qty * price * contract_multiplier(order.symbol)
         return reserved
 
     def gross_exposure(self) -> Decimal:

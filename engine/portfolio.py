@@ -10,6 +10,10 @@ it does not come out exact it is rounded to 1e-12 dollars, so the ledger identit
     cash + Σ cost basis == starting cash + Σ realized P&L − Σ fees
 
 holds exactly, always.
+
+Quantities count units (shares, or option contracts) and prices are per share, so
+every dollar figure here is qty x price x the symbol's contract multiplier (100 for
+an option); ``avg_cost`` stays a per-share price, as a trader reads it.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from collections.abc import Iterable, Mapping
 from decimal import ROUND_HALF_EVEN, Context, Decimal, Inexact
 
 from engine.core.models import Fill, Position
-from engine.core.prices import ZERO
+from engine.core.prices import ONE, ZERO, contract_multiplier
 
 # Wide enough that sums of price × qty never round; only divisions are quantized.
 _CTX = Context(prec=60, rounding=ROUND_HALF_EVEN)
@@ -55,7 +59,9 @@ class Portfolio:
             self._basis[symbol] = ZERO
         qty = position.qty
         basis = self._basis[symbol]
-        traded = ctx.multiply(fill.qty, fill.price)
+        multiplier = contract_multiplier(symbol)
+        price = ctx.multiply(fill.price, multiplier)  # dollars per unit held
+        traded = ctx.multiply(fill.qty, price)
         signed = fill.qty if fill.side.sign > 0 else ctx.minus(fill.qty)
         cash_out = traded if signed > ZERO else ctx.minus(traded)
         held = _sign(qty)
@@ -74,7 +80,7 @@ class Portfolio:
                 if ctx.flags[Inexact]:
                     # A repeating fraction: put it on a fixed grid so later sums stay exact.
                     removed = removed.quantize(BASIS_QUANTUM, context=ctx)
-            proceeds = ctx.multiply(closed, fill.price)
+            proceeds = ctx.multiply(closed, price)
             # Long: sold `closed` for proceeds. Short: bought them back, paying proceeds.
             realized = (
                 ctx.subtract(proceeds, removed)
@@ -88,11 +94,13 @@ class Portfolio:
             if remainder > ZERO:
                 # Crossed through zero: the rest opens a new position at the fill price.
                 qty = remainder if signed > ZERO else ctx.minus(remainder)
-                basis = ctx.multiply(qty, fill.price)
+                basis = ctx.multiply(qty, price)
 
         position.qty = qty
         # avg_cost is for display and risk: the default 28 significant digits are plenty.
         position.avg_cost = ZERO if qty == ZERO else basis / qty
+        if multiplier != ONE:
+            position.avg_cost /= multiplier
         position.fees = ctx.add(position.fees, fill.fee)
         self._basis[symbol] = basis
         self.cash = ctx.subtract(ctx.subtract(self.cash, cash_out), fill.fee)
@@ -123,7 +131,7 @@ class Portfolio:
         return ZERO if position is None else position.qty
 
     def cost_basis(self, symbol: str) -> Decimal:
-        """The exact signed cost of the shares held (``qty × avg_cost`` before rounding)."""
+        """The exact signed dollar cost of what is held (``qty × avg_cost × multiplier``, unrounded)."""
         return self._basis.get(symbol, ZERO)
 
     @staticmethod
@@ -136,12 +144,18 @@ class Portfolio:
             return position.last_price
         return position.avg_cost
 
+    def _value(self, position: Position, marks: Mapping[str, Decimal] | None) -> Decimal:
+        """qty × mark × multiplier: the position's signed dollar value."""
+        units = _CTX.multiply(position.qty, contract_multiplier(position.symbol))
+        return _CTX.multiply(units, self._mark_of(position, marks))
+
     def market_value(self, marks: Mapping[str, Decimal] | None = None) -> Decimal:
-        """Σ qty × mark. Marks come from ``marks``, else the last ``mark()``, else avg cost."""
+        """Σ qty × mark × multiplier. Marks come from ``marks``, else the last ``mark()``, else
+        avg cost."""
         total = ZERO
         for position in self._positions.values():
             if position.qty:
-                total = _CTX.add(total, _CTX.multiply(position.qty, self._mark_of(position, marks)))
+                total = _CTX.add(total, self._value(position, marks))
         return total
 
     def equity(self, marks: Mapping[str, Decimal] | None = None) -> Decimal:
@@ -149,13 +163,11 @@ class Portfolio:
         return _CTX.add(self.cash, self.market_value(marks))
 
     def gross_exposure(self, marks: Mapping[str, Decimal] | None = None) -> Decimal:
-        """Σ |qty| × mark, in dollars."""
+        """Σ |qty × mark × multiplier|, in dollars."""
         total = ZERO
         for position in self._positions.values():
             if position.qty:
-                total = _CTX.add(
-                    total, _CTX.multiply(abs(position.qty), self._mark_of(position, marks))
-                )
+                total = _CTX.add(total, abs(self._value(position, marks)))
         return total
 
     def net_exposure(self, marks: Mapping[str, Decimal] | None = None) -> Decimal:

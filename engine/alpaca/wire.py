@@ -29,7 +29,7 @@ from engine.core.models import (
     Quote,
     Trade,
 )
-from engine.core.prices import ZERO
+from engine.core.prices import ZERO, is_option_symbol
 
 Json = dict[str, Any]
 
@@ -199,15 +199,15 @@ def position_json(position: Position) -> Json:
     """The REST ``Position`` object (signed ``qty``; ``side`` long or short)."""
     exchange, _ = listing(position.symbol)
     price = position.last_price if position.last_price is not None else position.avg_cost
-    cost_basis = position.qty * position.avg_cost
-    market_value = position.qty * price
+    cost_basis = position.cost_basis
+    market_value = position.market_value
     unrealized = market_value - cost_basis
     plpc = unrealized / abs(cost_basis) if cost_basis else ZERO
     return {
         "asset_id": asset_id(position.symbol),
         "symbol": position.symbol,
         "exchange": exchange,
-        "asset_class": "us_equity",
+        "asset_class": "us_option" if is_option_symbol(position.symbol) else "us_equity",
         "asset_marginable": True,
         "avg_entry_price": str(position.avg_cost),
         "qty": str(position.qty),

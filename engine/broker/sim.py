@@ -146,7 +146,13 @@ from engine.core.models import (
     TimeInForce,
     TradeEvent,
 )
-from engine.core.prices import ZERO, cents, on_tick_grid, tick_size
+from engine.core.prices import (
+    ZERO,
+    cents,
+    contract_multiplier,
+    on_tick_grid,
+    symbol_tick_size,
+)
 
 _LIMITS = frozenset({OrderType.LIMIT, OrderType.STOP_LIMIT})
 _STOPS = frozenset({OrderType.STOP, OrderType.STOP_LIMIT})
@@ -565,7 +571,8 @@ class SimBroker:
         if position is None:
             position = account.positions[fill.symbol] = Position(fill.symbol)
         signed = fill.qty * fill.side.sign
-        account.cash -= signed * fill.price + fill.fee
+        multiplier = contract_multiplier(fill.symbol)
+        account.cash -= signed * fill.price * multiplier + fill.fee
         held = position.qty
         new_qty = held + signed
         if held == ZERO or (held > ZERO) == (signed > ZERO):
@@ -575,7 +582,9 @@ class SimBroker:
         else:
             closed = min(fill.qty, abs(held))
             direction = 1 if held > ZERO else -1
-            position.realized_pnl += (fill.price - position.avg_cost) * closed * direction
+            position.realized_pnl += (
+                (fill.price - position.avg_cost) * closed * direction * multiplier
+            )
             if new_qty == ZERO:
                 position.avg_cost = ZERO
             elif (new_qty > ZERO) != (held > ZERO):
@@ -646,7 +655,7 @@ class SimBroker:
         if opening > ZERO:
             if order.side is Side.SELL and not instrument.shortable:
                 return f"{symbol} is not shortable"
-            needed = opening * self._price_estimate(order, quote)
+            needed = opening * self._price_estimate(order, quote) * contract_multiplier(symbol)
             available = self._buying_power() - self._reserved(excluding=replacing)
             if needed > available:
                 return (
@@ -687,7 +696,8 @@ class SimBroker:
                 continue
             opening = _opening_qty(order.side, order.leaves_qty, self._position_qty(order.symbol))
             if opening > ZERO:
-                total += opening * self._price_estimate(order, self._market.quote(order.symbol))
+                price = self._price_estimate(order, self._market.quote(order.symbol))
+                total += opening * price * contract_multiplier(order.symbol)
         return total
 
     def _open_orders(self) -> Iterator[Order]:
@@ -711,7 +721,7 @@ class SimBroker:
         gross = ZERO
         for position in self._account.positions.values():
             if position.qty != ZERO:
-                value = position.qty * self._mark(position.symbol)
+                value = position.qty * self._mark(position.symbol) * position.multiplier
                 equity += value
                 gross += abs(value)
         return equity, gross
@@ -853,8 +863,9 @@ def _shape_problem(order: Order) -> str:
             continue
         if price <= ZERO:
             return f"the {name} price must be positive"
-        if not on_tick_grid(price):
-            return f"the {name} price {price} is not on the ${tick_size(price)} tick grid"
+        if not on_tick_grid(price, order.symbol):
+            tick = symbol_tick_size(order.symbol, price)
+            return f"the {name} price {price} is not on the ${tick} tick grid"
     if order.tif in _MARKET_OR_LIMIT_ONLY and order.type not in (OrderType.MARKET, OrderType.LIMIT):
         return f"{order.tif.value.upper()} orders must be market or limit orders"
     return ""

@@ -14,7 +14,15 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from engine.core.models import Quote, Side
-from engine.core.prices import ZERO, ceil_to_tick, floor_to_tick, tick_size
+from engine.core.prices import (
+    CENT,
+    ZERO,
+    ceil_to_tick,
+    floor_to_tick,
+    is_option_symbol,
+    option_tick_size,
+    tick_size,
+)
 
 HUNDRED = Decimal(100)
 
@@ -78,13 +86,24 @@ class DisplayedBook:
             room = min(depth, (level + 1) * depth - taken)
             if room > ZERO:
                 yield price, room
-            price = _worse(side, price, self.walk_ticks)
+            price = _worse(side, price, self.walk_ticks, is_option_symbol(quote.symbol))
             if price <= ZERO:
                 return
 
 
-def _worse(side: Side, price: Decimal, ticks: int) -> Decimal:
-    """The price ``ticks`` ticks worse for the taker, back on the grid where it crosses $1."""
+def _worse(side: Side, price: Decimal, ticks: int, option: bool = False) -> Decimal:
+    """The price ``ticks`` ticks worse for the taker, back on the grid where it crosses $1.
+
+    An option walks its own grid ($0.01 under $3, $0.05 from $3); from a price on that grid
+    a whole step lands on it again.
+    """
+    if option:
+        for _ in range(ticks):  # one tick at a time: the step changes at $3
+            if side is Side.BUY:
+                price += option_tick_size(price)
+            else:
+                price -= option_tick_size(price - CENT)
+        return price if price > ZERO else ZERO
     step = ticks * tick_size(price)
     if side is Side.BUY:
         return ceil_to_tick(price + step)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
 
-from engine.core.prices import ZERO
+from engine.core.prices import ZERO, contract_multiplier
 
 
 class Side(StrEnum):
@@ -322,19 +322,24 @@ class Position:
     last_price: Decimal | None = None
 
     @property
+    def multiplier(self) -> Decimal:
+        """Shares per unit held: 100 for an option contract (prices are per share)."""
+        return contract_multiplier(self.symbol)
+
+    @property
     def market_value(self) -> Decimal:
         mark = self.last_price if self.last_price is not None else self.avg_cost
-        return self.qty * mark
+        return self.qty * mark * self.multiplier
 
     @property
     def unrealized_pnl(self) -> Decimal:
         if self.last_price is None or self.qty == ZERO:
             return ZERO
-        return (self.last_price - self.avg_cost) * self.qty
+        return (self.last_price - self.avg_cost) * self.qty * self.multiplier
 
     @property
     def cost_basis(self) -> Decimal:
-        return self.qty * self.avg_cost
+        return self.qty * self.avg_cost * self.multiplier
 
 
 @dataclass(slots=True)

@@ -1,18 +1,40 @@
-"""Exact prices and the US equity tick grid.
+"""Exact prices, the US equity and option tick grids, and contract multipliers.
 
 Prices and quantities are ``Decimal`` everywhere in the engine: money is never a
 binary float. Reg NMS Rule 612 sets the minimum price increment for US equities
-at $0.01 for prices at or above $1.00 and $0.0001 below.
+at $0.01 for prices at or above $1.00 and $0.0001 below. Listed equity options
+trade on the penny-pilot grid: $0.01 below $3.00 and $0.05 from $3.00.
+
+An option's price is per share and one contract delivers 100 shares, so every
+dollar amount (notional, cash, P&L, market value) is qty x price x the symbol's
+``contract_multiplier``: 100 for an OCC option symbol, 1 for anything else.
 """
 
 from __future__ import annotations
 
+import re
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal, InvalidOperation
 
 ZERO = Decimal(0)
 ONE = Decimal(1)
 CENT = Decimal("0.01")
 SUB_PENNY = Decimal("0.0001")
+NICKEL = Decimal("0.05")
+OPTION_NICKEL_FROM = Decimal(3)
+OPTION_MULTIPLIER = Decimal(100)
+# The compact OCC shape (root, YYMMDD, C/P, strike x1000): cheap enough to ask on every fill.
+# engine.options.occ parses and validates the symbol in full.
+_OCC_SHAPE = re.compile(r"[A-Z0-9][A-Z0-9.]{0,5}\d{6}[CP]\d{8}")
+
+
+def is_option_symbol(symbol: str) -> bool:
+    """True when ``symbol`` has the shape of a compact OCC option symbol (AAPL240119C00190000)."""
+    return len(symbol) > 15 and _OCC_SHAPE.fullmatch(symbol) is not None
+
+
+def contract_multiplier(symbol: str) -> Decimal:
+    """Shares per unit of ``symbol``: 100 per standard equity option contract, 1 per share."""
+    return OPTION_MULTIPLIER if is_option_symbol(symbol) else ONE
 
 
 def tick_size(price: Decimal) -> Decimal:
@@ -20,9 +42,19 @@ def tick_size(price: Decimal) -> Decimal:
     return CENT if price >= ONE else SUB_PENNY
 
 
-def on_tick_grid(price: Decimal) -> bool:
-    """True when ``price`` is a whole number of ticks."""
-    return price % tick_size(price) == ZERO
+def option_tick_size(price: Decimal) -> Decimal:
+    """The minimum increment of an option premium at ``price`` (penny pilot)."""
+    return CENT if price < OPTION_NICKEL_FROM else NICKEL
+
+
+def symbol_tick_size(symbol: str, price: Decimal) -> Decimal:
+    """The tick at ``price`` on ``symbol``'s grid: the option grid for an OCC symbol."""
+    return option_tick_size(price) if is_option_symbol(symbol) else tick_size(price)
+
+
+def on_tick_grid(price: Decimal, symbol: str = "") -> bool:
+    """True when ``price`` is a whole number of ticks (of ``symbol``'s grid, when given)."""
+    return price % symbol_tick_size(symbol, price) == ZERO
 
 
 def round_to_tick(price: Decimal, mode: str = ROUND_HALF_EVEN) -> Decimal:

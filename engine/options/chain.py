@@ -31,6 +31,7 @@ from engine.core.bus import MessageBus, Topic
 from engine.core.clock import NEW_YORK, NS_PER_MS, NS_PER_SECOND, Clock, TimerHandle, datetime_to_ns
 from engine.core.conflate import MarketView
 from engine.core.errors import InputError
+from engine.core.prices import option_tick_size
 from engine.data.calibration import SymbolProfile
 from engine.options.backend import backend
 from engine.options.bsm import bs_greeks
@@ -369,17 +370,12 @@ def years_to_expiry(expiry: date, now_ns: int) -> float:
     return (expiry_ns(expiry) - now_ns) / NS_PER_YEAR
 
 
-def option_tick(price: Decimal) -> Decimal:
-    """The option tick at ``price`` on the penny-pilot grid ($0.01 below $3, $0.05 from $3)."""
-    return Decimal("0.01") if price < Decimal(3) else Decimal("0.05")
-
-
 def option_order_price(value: float, rounding: str = ROUND_HALF_EVEN) -> Decimal:
     """A model price as an order price: a Decimal on the option tick grid."""
     if not math.isfinite(value) or value < 0:
         raise InputError(f"{value} is not a price an option order can carry.")
     price = Decimal(repr(value))
-    tick = option_tick(price)
+    tick = option_tick_size(price)
     return (price / tick).quantize(Decimal(1), rounding=rounding) * tick
 
 

@@ -32,7 +32,10 @@ one letter must not multiply an order by a thousand. PRICE may start with
 or an off-grid price is acceptable is for risk to decide.
 
 Symbols: a letter, then up to nine letters, digits, ``.`` or ``/`` (``BRK.B``,
-``BTC/USD``). Whether the symbol exists is for risk to decide. ``all`` is
+``BTC/USD``), or an OCC option symbol (``AAPL240119C00190000``: root, expiry
+YYMMDD, C or P, strike x1000 in 8 digits), whose quantity counts contracts of
+100 shares and whose prices are per share. Whether the symbol exists is for
+risk to decide. ``all`` is
 reserved after ``cancel`` and ``flatten``, so a position in the ticker ALL is
 flattened with a sell order rather than ``flatten ALL``.
 """
@@ -47,6 +50,7 @@ from typing import TypeAlias
 
 from engine.core.errors import InputError
 from engine.core.models import OrderRequest, OrderType, Side, TimeInForce
+from engine.options.occ import format_occ, parse_occ
 
 
 class OrderSyntaxError(InputError):
@@ -129,6 +133,9 @@ _QTY_RE = re.compile(_NUMBER)
 _PRICE_RE = re.compile(rf"\$?(?:{_NUMBER})")
 _PERCENT_RE = re.compile(rf"(?:{_NUMBER})%")
 _SYMBOL_RE = re.compile(r"[A-Za-z][A-Za-z0-9./]{0,9}")
+# Looks like an OCC symbol (a root, six digits, C or P, digits), so a malformed one is told
+# what is wrong with it rather than that it is too long for a stock symbol.
+_OCC_LIKE_RE = re.compile(r"[A-Za-z][A-Za-z0-9.]{0,5}[0-9]{6}[CPcp][0-9]+")
 _TOKEN_RE = re.compile(r"@|[^\s@]+")
 _SHORTHAND_RE = re.compile(r"[0-9.,]+[kKmM]")
 
@@ -217,6 +224,11 @@ def _price(token: _Token, keyword: _Token | None) -> Decimal:
 
 
 def _symbol(token: _Token) -> str:
+    if _OCC_LIKE_RE.fullmatch(token.text) is not None:
+        try:
+            return format_occ(parse_occ(token.text))
+        except InputError as error:
+            raise _error(str(error).rstrip("."), token) from None
     if _SYMBOL_RE.fullmatch(token.text) is None:
         raise _error(
             f"'{token.text}' is not a symbol; expected a letter then up to nine letters, "

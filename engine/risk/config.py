@@ -24,8 +24,15 @@ _DECIMAL_FIELDS = (
     "max_position_notional",
     "max_gross_exposure",
     "daily_loss_limit",
+    "max_portfolio_delta",
+    "max_portfolio_vega",
 )
-_INT_FIELDS = ("max_open_orders", "max_orders_per_second", "duplicate_window_ms")
+_INT_FIELDS = (
+    "max_open_orders",
+    "max_orders_per_second",
+    "duplicate_window_ms",
+    "max_option_contracts",
+)
 _BOOL_FIELDS = ("check_buying_power", "flatten_on_kill", "allow_short")
 
 
@@ -86,6 +93,33 @@ class RiskConfig:
     allow_short: bool = field(
         default=True, metadata=_doc("Allow orders that open or add to a short.")
     )
+    max_option_contracts: int | None = field(
+        default=100, metadata=_doc("Most option contracts in one order.")
+    )
+    max_portfolio_delta: Decimal | None = field(
+        default=Decimal(500_000),
+        metadata=_doc(
+            "Most dollar delta (stock plus option deltas x spot, counting working option "
+            "orders) an option order may take the portfolio to, long or short."
+        ),
+    )
+    max_portfolio_vega: Decimal | None = field(
+        default=Decimal(10_000),
+        metadata=_doc(
+            "Most vega, in dollars per vol point, an option order may take the portfolio to."
+        ),
+    )
+    var_horizon_days: Decimal = field(
+        default=Decimal(1),
+        metadata=_doc("Trading days the risk pane's Monte Carlo VaR and expected shortfall cover."),
+    )
+    var_confidence_pct: Decimal = field(
+        default=Decimal(99),
+        metadata=_doc("Confidence of the risk pane's VaR, in percent (e.g. 95 or 99)."),
+    )
+    var_paths: int = field(
+        default=20_000, metadata=_doc("Monte Carlo paths behind the risk pane's VaR.")
+    )
 
     def __post_init__(self) -> None:
         for name in _DECIMAL_FIELDS:
@@ -109,6 +143,23 @@ class RiskConfig:
                 raise ValueError(f"risk.{name} must be a whole number, not '{value}'")
             if value <= 0:
                 raise ValueError(f"risk.{name} must be positive, or None to turn the check off")
+        for name in ("var_horizon_days", "var_confidence_pct"):
+            try:
+                number = to_decimal(getattr(self, name))
+            except ValueError:
+                raise ValueError(
+                    f"risk.{name} must be a number, not '{getattr(self, name)}'"
+                ) from None
+            setattr(self, name, number)
+        if not ZERO < self.var_horizon_days <= 252:
+            raise ValueError("risk.var_horizon_days must be above 0 and at most 252 trading days")
+        if not 50 <= self.var_confidence_pct < 100:
+            raise ValueError("risk.var_confidence_pct must be at least 50 and below 100")
+        paths = self.var_paths
+        if isinstance(paths, bool) or not isinstance(paths, int) or not 1_000 <= paths <= 10**7:
+            raise ValueError(
+                f"risk.var_paths must be a whole number from 1000 to 10000000, not '{paths}'"
+            )
         for name in _BOOL_FIELDS:
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"risk.{name} must be true or false, not '{getattr(self, name)}'")

@@ -17,7 +17,9 @@ Definitions the checks share
     order price: the limit price for limit and stop-limit orders, the stop price
         for stops; for market and trailing-stop orders the NBBO side the order
         would take (ask for a buy, bid for a sell), else ``MarketView.last_price``.
-    notional: qty x order price.
+    notional: qty x order price x the contract multiplier (100 for an OCC option
+        symbol, whose prices are per share; 1 for a stock). Every dollar check below
+        values options the same way.
 
 The checks, in the order their violations are listed
     KILL_SWITCH   engaged: only risk-reducing orders pass.
@@ -27,7 +29,8 @@ The checks, in the order their violations are listed
     PRICE         each type's prices must be present, positive, and only those it
                   takes: limit (limit, stop-limit), stop (stop, stop-limit),
                   exactly one of trail price / trail percent (trailing stop).
-    TICK          limit and stop prices on the Reg NMS grid (``on_tick_grid``).
+    TICK          limit and stop prices on the Reg NMS grid (``on_tick_grid``); an
+                  option's on the penny-pilot grid ($0.01 under $3, $0.05 from $3).
     MARKET_PRICE  a market or trailing-stop order with no quote and no trade yet
                   cannot be priced, so any enabled dollar check makes it a hard
                   violation: "no market price for SYMBOL yet".
@@ -64,6 +67,9 @@ The checks, in the order their violations are listed
                   prices less than ``duplicate_window_ms`` ago: a double Enter.
     DAILY_LOSS    ``ctx.day_pnl()`` at or below -``daily_loss_limit``: risk-increasing
                   orders are refused. The OMS also engages the kill switch then.
+    OPTION_CONTRACTS, PORTFOLIO_DELTA, PORTFOLIO_VEGA  option orders only: contracts
+                  per order, and the portfolio's dollar delta and vega after the order
+                  (engine.risk.options, greeks from ``option_greeks``).
 
 While the kill switch is engaged, risk-reducing orders skip the open-order and
 throttle limits, so a flatten of many positions is never held back by them.
@@ -79,10 +85,25 @@ from decimal import Decimal
 from engine.core.clock import NEW_YORK, NS_PER_MS, NS_PER_SECOND, Clock, ns_to_datetime
 from engine.core.conflate import MarketView
 from engine.core.models import Instrument, Order, OrderRequest, OrderType, Quote, Side, TimeInForce
-from engine.core.prices import CENT, ZERO, cents, on_tick_grid, tick_size
+from engine.core.prices import (
+    CENT,
+    ZERO,
+    cents,
+    contract_multiplier,
+    is_option_symbol,
+    on_tick_grid,
+    symbol_tick_size,
+)
 from engine.risk.config import RiskConfig
 from engine.risk.kill_switch import KillSwitch
-from engine.risk.types import RiskCheck, RiskContext, RiskDecision, RiskViolation
+from engine.risk.options import check_option_order
+from engine.risk.types import (
+    OptionGreeks,
+    RiskCheck,
+    RiskContext,
+    RiskDecision,
+    RiskViolation,
+)
 
 _HUNDRED = Decimal(100)
 _FRACTIONAL_TYPES = frozenset({OrderType.MARKET, OrderType.LIMIT})
@@ -132,6 +153,8 @@ class RiskEngine:
         self._clock = clock
         self._market = market
         self.kill_switch = KillSwitch()
+        # Where option orders' delta and vega come from; the engine sets it where chains exist.
+        self.option_greeks: OptionGreeks | None = None
         self._sent: deque[int] | None = None
         self._recent: dict[_Signature, int] = {}
         self._recent_order: deque[tuple[int, _Signature]] = deque()
@@ -236,8 +259,8 @@ class RiskEngine:
 
         limit = request.limit_price
         stop = request.stop_price
-        limit_ok = _check_price(out, otype, "limit", limit, otype in _LIMIT_TYPES)
-        stop_ok = _check_price(out, otype, "stop", stop, otype in _STOP_TYPES)
+        limit_ok = _check_price(out, otype, "limit", limit, otype in _LIMIT_TYPES, symbol)
+        stop_ok = _check_price(out, otype, "stop", stop, otype in _STOP_TYPES, symbol)
         if (
             otype is OrderType.TRAILING_STOP
             or request.trail_price is not None
@@ -277,6 +300,9 @@ class RiskEngine:
                 )
             )
 
+        multiplier = contract_multiplier(symbol)
+        if price is not None:
+            price *= multiplier  # dollars per unit from here on: a contract is 100 shares
         notional = qty * price if qty_ok and price is not None else None
         if (
             notional is not None
@@ -289,6 +315,18 @@ class RiskEngine:
                     f"order notional {_money(notional)} is above the max order notional of "
                     f"{_money(self._max_notional)}",
                 )
+            )
+
+        if qty_ok and is_option_symbol(symbol):
+            config = self._config
+            check_option_order(
+                out,
+                request,
+                orders,
+                self.option_greeks,
+                max_contracts=config.max_option_contracts,
+                max_delta=config.max_portfolio_delta,
+                max_vega=config.max_portfolio_vega,
             )
 
         if self._collar_on and limit is not None and limit_ok:
@@ -483,13 +521,14 @@ class RiskEngine:
         if size <= abs(position):
             return
         counting = f" counting {_qty(working)} working" if working else ""
+        units = "contracts" if is_option_symbol(request.symbol) else "shares"
         max_qty = self._max_pos_qty
         if max_qty is not None and size > max_qty:
             out.append(
                 RiskViolation(
                     RiskCheck.MAX_POSITION,
                     f"{request.symbol} position after the order would be {_qty(after)} "
-                    f"shares{counting}, above the max position of {_qty(max_qty)}",
+                    f"{units}{counting}, above the max position of {_qty(max_qty)}",
                 )
             )
         max_notional = self._max_pos_notional
@@ -579,8 +618,10 @@ class RiskEngine:
             if size > largest_qty:
                 largest_qty, qty_symbol = size, symbol
             mark = self._market.last_price(symbol)
-            if mark is not None and size * mark > largest_value:
-                largest_value, value_symbol = size * mark, symbol
+            if mark is not None:
+                value = size * mark * contract_multiplier(symbol)
+                if value > largest_value:
+                    largest_value, value_symbol = value, symbol
         usages: list[LimitUsage] = []
         if self._max_pos_qty is not None:
             usages.append(
@@ -630,6 +671,7 @@ def _check_price(
     label: str,
     price: Decimal | None,
     needed: bool,
+    symbol: str,
 ) -> bool:
     """Append what is wrong with one of the order's prices; True if it is usable."""
     if price is None:
@@ -648,11 +690,11 @@ def _check_price(
     if not price.is_finite() or price <= ZERO:
         out.append(RiskViolation(RiskCheck.PRICE, f"{label} price {price} must be positive"))
         return False
-    if not on_tick_grid(price):
+    if not on_tick_grid(price, symbol):
         out.append(
             RiskViolation(
                 RiskCheck.TICK,
-                f"{label} price {price} is off the ${tick_size(price)} tick grid",
+                f"{label} price {price} is off the ${symbol_tick_size(symbol, price)} tick grid",
             )
         )
     return True

@@ -36,6 +36,9 @@ class RiskCheck(StrEnum):
     DUPLICATE = "duplicate"
     DAILY_LOSS = "daily_loss"
     MARKET_PRICE = "market_price"  # no quote or trade yet to price a market order
+    OPTION_CONTRACTS = "option_contracts"
+    PORTFOLIO_DELTA = "portfolio_delta"
+    PORTFOLIO_VEGA = "portfolio_vega"
 
 
 @dataclass(slots=True, frozen=True)
@@ -90,3 +93,27 @@ class RiskContext(Protocol):
         """Realized + unrealized P&L since the session began, net of fees."""
 
     def instrument(self, symbol: str) -> Instrument | None: ...
+
+
+@dataclass(slots=True, frozen=True)
+class GreekExposure:
+    """Dollar delta (share delta x spot) and vega ($ per vol point) of a position or contract."""
+
+    delta_dollars: float
+    vega: float
+
+    def __add__(self, other: GreekExposure) -> GreekExposure:
+        return GreekExposure(self.delta_dollars + other.delta_dollars, self.vega + other.vega)
+
+    def scaled(self, units: float) -> GreekExposure:
+        return GreekExposure(self.delta_dollars * units, self.vega * units)
+
+
+class OptionGreeks(Protocol):
+    """Greeks for the option checks, computed by the pricing kernels (engine.options)."""
+
+    def contract(self, symbol: str) -> GreekExposure | None:
+        """One contract held long; None when no model prices it (unknown or no spot yet)."""
+
+    def portfolio(self) -> GreekExposure:
+        """Every position held now, stock and options together."""

@@ -913,5 +913,11 @@ def test_config_lists_its_settings_for_the_loader():
         "daily_loss_limit",
         "flatten_on_kill",
         "allow_short",
+        "max_option_contracts",
+        "max_portfolio_delta",
+        "max_portfolio_vega",
+        "var_horizon_days",
+        "var_confidence_pct",
+        "var_paths",
     )
     assert RiskConfig.field_doc("duplicate_window_ms").startswith("An identical order")
