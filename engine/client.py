@@ -26,14 +26,11 @@ from engine.core.conflate import SymbolSnapshot
 from engine.core.errors import InputError
 from engine.core.events import Alert
 from engine.core.models import Account, Bar, Order, OrderRequest, Position, Side
-from engine.core.prices import ZERO, ticks_between
+from engine.core.prices import ZERO, contract_multiplier, is_option_symbol, ticks_between
 from engine.health import HealthSnapshot
 from engine.node import Engine
-from engine.options.chain import TRADING_DAYS, ContractView, OptionChain, to_host
-from engine.options.occ import is_occ, parse_occ
+from engine.options.chain import ContractView, OptionChain, to_host
 from engine.options.portfolio import (
-    ChainPricer,
-    OptionTerms,
     PortfolioGreeks,
     VaRResult,
     aggregate_greeks,
@@ -367,6 +364,7 @@ class LocalClient:
     def _preview_order(self, line: str, request: OrderRequest) -> Preview:
         engine = self.engine
         oms = engine.oms
+        self._quote_option(request.symbol)
         decision = engine.risk.check(request, oms)
         quote = engine.market.quote(request.symbol)
         buying = request.side is Side.BUY
@@ -379,12 +377,13 @@ class LocalClient:
             or touch
             or engine.market.last_price(request.symbol)
         )
-        notional = request.qty * price if price is not None else None
+        multiplier = contract_multiplier(request.symbol)
+        notional = request.qty * price * multiplier if price is not None else None
         distance_pct = distance_ticks = None
         order_price = request.limit_price or request.stop_price
         if order_price is not None and touch:
             distance_pct = (order_price - touch) / touch * 100
-            distance_ticks = ticks_between(touch, order_price)
+            distance_ticks = ticks_between(touch, order_price, request.symbol)
         bp_after = None
         if notional is not None:
             position = oms.position_qty(request.symbol)
@@ -455,7 +454,14 @@ class LocalClient:
         return Outcome(False, "that command is not available here")
 
     async def submit(self, request: OrderRequest, *, confirmed: bool = False) -> Outcome:
+        self._quote_option(request.symbol)
         return self._submitted(self.engine.oms.submit(request, confirmed=confirmed))
+
+    def _quote_option(self, symbol: str) -> None:
+        """An option the trader names is quoted from now on, so risk and the preview price it."""
+        options = self.engine.option_market
+        if options is not None and is_option_symbol(symbol):
+            options.watch(symbol)
 
     @staticmethod
     def _submitted(result) -> Outcome:
@@ -551,7 +557,10 @@ class LocalClient:
         def risk(greeks: PortfolioGreeks | None, var: VaRResult | None, reason: str = ""):
             return PortfolioRisk(now_ns, horizon_days, confidence, greeks, var, reason)
 
-        pricer = _EnginePricer(self.engine, held)
+        options = self.engine.option_market
+        if options is None:
+            return risk(None, None, f"{self.engine.settings.mode} mode has no option pricing")
+        pricer = options.pricer(held)
         try:
             greeks = aggregate_greeks(held, pricer)
         except InputError as error:
@@ -608,41 +617,3 @@ def _chain_snapshot(chain: OptionChain) -> ChainSnapshot:
         contracts=tuple(ContractView(*row) for row in columns),
     )
 
-
-class _EnginePricer:
-    """Risk inputs from the engine: spots from the market view (else the position's mark),
-    annual vols from the sim calibration (``daily_vol * sqrt(252)``) else the chain's ATM
-    vol, option terms from the repriced chains (built on demand for held options)."""
-
-    def __init__(self, engine: Engine, held: list[tuple[str, Decimal]]) -> None:
-        self._engine = engine
-        # Only held options need a chain built; a stock uses one only if a console built it.
-        chains = {s: c for s in engine.instruments if (c := _existing_chain(engine, s))}
-        roots = {s.replace(".", "")[:6]: s for s in engine.instruments}
-        for symbol, _ in held:
-            underlying = roots.get(parse_occ(symbol).root) if is_occ(symbol) else None
-            if underlying is not None and (chain := engine.option_chain(underlying)) is not None:
-                chains[underlying] = chain
-        self._chains = ChainPricer(chains)
-
-    def spot(self, underlying: str) -> float:
-        price = self._engine.market.last_price(underlying)
-        if price is None:
-            position = self._engine.oms.position(underlying)
-            price = position.last_price if position is not None else None
-        if price is None:
-            raise InputError(f"there is no price yet for {underlying}.")
-        return float(price)
-
-    def underlying_vol(self, underlying: str) -> float:
-        profile = self._engine.profile(underlying)
-        if profile is not None:
-            return profile.daily_vol * math.sqrt(TRADING_DAYS)
-        return self._chains.underlying_vol(underlying)
-
-    def option_terms(self, symbol: str) -> OptionTerms:
-        return self._chains.option_terms(symbol)
-
-
-def _existing_chain(engine: Engine, symbol: str) -> OptionChain | None:
-    return engine.options.chain(symbol) if engine.options is not None else None

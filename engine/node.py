@@ -38,6 +38,7 @@ from engine.health import HealthMonitor, Status
 from engine.journal import Journal
 from engine.oms import OrderManager
 from engine.options.chain import OptionChain, OptionChainService
+from engine.options.market import OptionMarket, annual_from_daily
 from engine.risk.engine import RiskEngine
 
 _SIMULATED = (Mode.SIM, Mode.REPLAY)
@@ -125,6 +126,31 @@ class Engine:
             else None
         )
         self._profiles: dict[str, SymbolProfile] = {}
+        self.option_market = self._build_option_market()
+
+    def _build_option_market(self) -> OptionMarket | None:
+        """Option contracts as instruments, quotes and greeks, where chains exist (sim)."""
+        if self.options is None:
+            return None
+        options = OptionMarket(
+            self.bus,
+            self.clock,
+            self.market,
+            self.options,
+            underlyings=lambda: self.instruments,
+            chain_of=self.option_chain,
+            annual_vol=self._annual_vol,
+            positions=self.oms.positions,
+            quote_contracts=True,  # the sim market maker quotes what anyone trades
+        )
+        self.risk.option_greeks = options
+        if isinstance(self.broker, SimBroker):
+            self.broker.list_instruments(options.instrument)
+        return options
+
+    def _annual_vol(self, symbol: str) -> float | None:
+        profile = self.profile(symbol)
+        return annual_from_daily(profile.daily_vol) if profile is not None else None
 
     def _until(self, start_ns: int) -> int | None:
         duration = self.settings.duration
@@ -310,6 +336,8 @@ class Engine:
                 if (instrument := self.broker.instrument(symbol)) is not None
             }
             self.stream.subscribe(self.instruments)
+        if self.option_market is not None:
+            self.option_market.watch_held()
         self._report_health()
         if self._housekeeping:
             self._housekeeping_task = asyncio.create_task(self._housekeep(), name="housekeeping")

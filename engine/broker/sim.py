@@ -101,7 +101,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import partial
@@ -225,6 +225,7 @@ class SimBroker:
         self._market = market
         self._config = config
         self._instruments = instruments
+        self._listing: Callable[[str], Instrument | None] | None = None
         self._latency_ns = round(config.latency_ms * NS_PER_MS)
         self._max_level = config.max_walk_levels
         # What the current state change touched: written as one transaction by _commit.
@@ -331,8 +332,17 @@ class SimBroker:
         return [f for f in self._account.fills if f.ts_ns >= ts_ns]
 
     def instrument(self, symbol: str) -> Instrument | None:
-        """What the venue trades of ``symbol``, from the instruments it was given."""
-        return self._instruments.get(symbol)
+        """What the venue trades of ``symbol``: the instruments it was given, else what the
+        listing lookup (``list_instruments``) finds."""
+        found = self._instruments.get(symbol)
+        if found is None and self._listing is not None:
+            found = self._listing(symbol)
+        return found
+
+    def list_instruments(self, lookup: Callable[[str], Instrument | None]) -> None:
+        """Also trade what ``lookup`` resolves: the option contracts of the sim underlyings,
+        listed as their chains are built."""
+        self._listing = lookup
 
     # -- commands arriving at the venue ---------------------------------------------------
 
@@ -632,7 +642,7 @@ class SimBroker:
     def _rejection(self, order: Order, *, replacing: Order | None) -> str:
         """Why the venue refuses ``order``, or "" when it accepts it."""
         symbol = order.symbol
-        instrument = self._instruments.get(symbol)
+        instrument = self.instrument(symbol)
         if instrument is None:
             return f"{symbol} is not traded at the sim venue"
         if not instrument.tradable:

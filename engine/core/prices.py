@@ -72,9 +72,10 @@ def ceil_to_tick(price: Decimal) -> Decimal:
     return round_to_tick(price, ROUND_CEILING)
 
 
-def ticks_between(a: Decimal, b: Decimal) -> Decimal:
-    """How many ticks ``b`` is above ``a`` (negative when below), measured on ``a``'s grid."""
-    return (b - a) / tick_size(min(a, b))
+def ticks_between(a: Decimal, b: Decimal, symbol: str = "") -> Decimal:
+    """How many ticks ``b`` is above ``a`` (negative when below), on the grid of the lower
+    price (of ``symbol``'s grid, when given)."""
+    return (b - a) / symbol_tick_size(symbol, min(a, b))
 
 
 def to_decimal(value: object) -> Decimal:

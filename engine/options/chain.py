@@ -482,6 +482,8 @@ class OptionChainService:
         self._handlers: dict[str, Callable[[Any], None]] = {}
         self.version = 0
         self.reprices = 0
+        # Called with each chain just repriced (the sim quotes watched contracts from it).
+        self.on_reprice: list[Callable[[OptionChain], None]] = []
 
     def add_chain(self, chain: OptionChain) -> None:
         """Track ``chain``: its underlying's ticks now trigger (coalesced) reprices."""
@@ -551,4 +553,6 @@ class OptionChainService:
         chain.reprice(float(last), self._clock.now_ns())
         self.reprices += 1
         self.version += 1
+        for listener in self.on_reprice:
+            listener(chain)
         return True

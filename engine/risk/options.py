@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from decimal import Decimal
 
+from engine.core.errors import InputError
 from engine.core.models import Order, OrderRequest
 from engine.core.prices import is_option_symbol
 from engine.risk.types import GreekExposure, OptionGreeks, RiskCheck, RiskViolation
@@ -58,7 +59,17 @@ def check_option_order(
             )
         )
         return
-    before = greeks.portfolio() + _working(orders, greeks)
+    try:
+        held = greeks.portfolio()
+    except InputError as error:
+        out.append(
+            RiskViolation(
+                RiskCheck.PORTFOLIO_DELTA,
+                f"the portfolio's greeks cannot be computed: {str(error).rstrip('.')}",
+            )
+        )
+        return
+    before = held + _working(orders, greeks)
     after = before + contract.scaled(float(qty) * request.side.sign)
     if max_delta is not None:
         _limit(

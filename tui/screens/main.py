@@ -42,7 +42,7 @@ from tui.widgets.options_pane import OptionsPane
 from tui.widgets.order_line import OrderEntry, OrderLine
 from tui.widgets.positions import PositionsPane
 from tui.widgets.quote_board import QuoteBoard
-from tui.widgets.risk_pane import VAR_CONFIDENCE, VAR_HORIZON_DAYS, RiskPane
+from tui.widgets.risk_pane import RiskPane
 
 WIDE_FROM = 110  # columns: below this, one secondary pane at a time
 TALL_FROM = 32  # rows: likewise
@@ -255,8 +255,11 @@ class MainScreen(Screen[None]):
 
     async def pull_portfolio(self) -> None:
         """Pull the portfolio's greeks and VaR for the risk pane (every few seconds, not per frame)."""
+        limits = self.settings.risk  # [risk] var_horizon_days, var_confidence_pct, var_paths
         risk = await self.client.portfolio_risk(
-            horizon_days=VAR_HORIZON_DAYS, confidence=VAR_CONFIDENCE
+            horizon_days=float(limits.var_horizon_days),
+            confidence=float(limits.var_confidence_pct) / 100,
+            paths=limits.var_paths,
         )
         self.query_one(RiskPane).show_portfolio(risk)
 

@@ -22,8 +22,6 @@ BAR_MIN, BAR_MAX = 6, 30
 USAGE_WIDTH = 13  # "400.0K/500.0K"
 PCT_WIDTH = 5  # " 112%"
 REASON_LINES = 2
-VAR_HORIZON_DAYS = 1.0  # the portfolio VaR's horizon, trading days
-VAR_CONFIDENCE = 0.99
 
 
 def utilization_style(fraction: Decimal) -> str:
