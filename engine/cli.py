@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from loguru import logger
 from platformdirs import user_log_dir
 
+from engine.backtest.cli import add_backtest_parser, run_backtest_command
 from engine.config import Mode, Settings, load_settings, render_settings
 from engine.core.clock import NEW_YORK, LiveClock, datetime_to_ns, ns_to_datetime
 from engine.core.errors import InputError, TickdeckError
@@ -91,6 +92,52 @@ def _engine_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--keep-open", action="store_true", help="leave open orders working at exit")
     p.add_argument("--data-dir", metavar="DIR", help="where the journal and sim account live")
     p.add_argument("--live", action="store_true", help=LIVE_HELP)
+    _bot_option(p)
+    _daemon_options(p)
+
+
+def _bot_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--bot SPEC``, repeatable; given, it replaces the config's ``bots.run``."""
+    parser.add_argument(
+        "--bot",
+        action="append",
+        metavar="KIND[:MODE][:K=V,...]",
+        help="run a bot (repeatable): momentum, mean_reversion, breakout, pairs, ml, options;"
+        " mode off, advise (default) or auto; e.g. momentum:auto:symbols=AAPL,fast=5,slow=20",
+    )
+
+
+def _daemon_options(p: argparse.ArgumentParser) -> None:
+    """``tickdeck engine --daemon``: run until stopped, serving consoles and the health API."""
+    group = p.add_argument_group("daemon mode")
+    group.add_argument(
+        "--daemon",
+        action="store_true",
+        help="run until stopped: pid file, attach socket for consoles, health API, SIGHUP reload",
+    )
+    group.add_argument(
+        "--health", metavar="HOST:PORT", help="health API address (default 127.0.0.1:5555)"
+    )
+    group.add_argument("--no-health", action="store_true", help="serve no health API")
+    group.add_argument("--socket", metavar="PATH", help="attach socket (default: runtime dir)")
+    group.add_argument("--pid-file", metavar="PATH", help="pid file (default: runtime dir)")
+
+
+def _attach_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "attach", help="open the console on a running engine (`tickdeck engine --daemon`)"
+    )
+    p.add_argument("--socket", metavar="PATH", help="the engine's attach socket")
+    p.add_argument(
+        "--token",
+        metavar="TOKEN",
+        help="the engine's attach token (better: TICKDECK_DAEMON__TOKEN, kept out of `ps`)",
+    )
+    p.add_argument("--theme", metavar="NAME", help="tickdeck-dark, tickdeck-light, ...")
+    p.add_argument("--fps", type=int, metavar="N", help="most frames drawn per second")
+    p.add_argument(
+        "--mouse", action=argparse.BooleanOptionalAction, default=None, help="mouse support"
+    )
 
 
 def _console_options(parser: argparse.ArgumentParser) -> None:
@@ -114,6 +161,7 @@ def _console_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--live", action="store_true", help=LIVE_HELP)
     group.add_argument("--theme", metavar="NAME", help="tickdeck-dark, tickdeck-light, ...")
+    _bot_option(group)
     group.add_argument(
         "--refresh-hz", type=int, metavar="HZ", help="engine snapshots per second (10-30)"
     )
@@ -141,10 +189,13 @@ def build_parser() -> argparse.ArgumentParser:
     _console_options(parser)
     sub = parser.add_subparsers(dest="command")
     _engine_parser(sub)
+    _attach_parser(sub)
     config = sub.add_parser("config", help="configuration")
     config_sub = config.add_subparsers(dest="config_command", required=True)
     config_sub.add_parser("show", help="print the effective config, secrets masked")
     _dev_parser(sub)
+    _data_parser(sub)
+    add_backtest_parser(sub)
     return parser
 
 
@@ -179,6 +230,23 @@ def _cli_overrides(args: argparse.Namespace) -> dict[str, object]:
         )
         if args.data and not args.mode:
             values["mode"] = Mode.REPLAY.value
+        values.update(
+            {
+                "daemon.health": "none" if args.no_health else args.health,
+                "daemon.socket": args.socket,
+                "daemon.pid_file": args.pid_file,
+            }
+        )
+    elif args.command == "attach":
+        values.update(
+            {
+                "daemon.socket": args.socket,
+                "daemon.token": args.token,
+                "console.theme": args.theme,
+                "console.fps": args.fps,
+                "console.mouse": args.mouse,
+            }
+        )
     elif args.command is None:
         values.update(
             {
@@ -199,6 +267,8 @@ def _cli_overrides(args: argparse.Namespace) -> dict[str, object]:
             values["mode"] = args.mode
     if getattr(args, "live", False):
         values["mode"] = Mode.LIVE.value
+    if getattr(args, "bot", None):
+        values["bots.run"] = args.bot
     return values
 
 
@@ -228,15 +298,26 @@ def main(argv: list[str] | None = None, *, console: ConsoleRunner | None = None)
         settings = load_settings(
             config_path=Path(args.config) if args.config else None, cli=_cli_overrides(args)
         )
-        register_secrets([settings.alpaca.key_id, settings.alpaca.secret_key])
+        register_secrets(
+            [settings.alpaca.key_id, settings.alpaca.secret_key, settings.daemon.token]
+        )
+        register_secrets([settings.s3.access_key, settings.s3.secret_key])
         if args.command == "config":
             print(render_settings(settings))
             return 0
         if args.command == "dev":
             return _run_dev(args, settings)
+        if args.command == "data":
+            return _run_data(args, settings)
+        if args.command == "backtest":
+            return run_backtest_command(args)
+        if args.command == "attach":
+            return _run_attach(settings, console)
         live = confirm_live(args, settings)
         if args.command is None:
             return _run_console(args, settings, console, live)
+        if getattr(args, "daemon", False):
+            return _run_daemon_engine(args, settings, live)
         return _run_engine(args, settings, live)
     except TickdeckError as error:
         print(f"tickdeck: {error}", file=sys.stderr)
@@ -301,22 +382,26 @@ def _run_engine(args: argparse.Namespace, settings: Settings, live: bool) -> int
     script: OrderScript | None = None
     stdin_script = False
     if getattr(args, "demo", False):
-        script = OrderScript(engine.oms, engine.market, demo_lines(engine))
+        script = OrderScript(
+            engine.oms, engine.market, demo_lines(engine), execution=engine.execution
+        )
     elif getattr(args, "orders", None) == "-":
-        script, stdin_script = OrderScript(engine.oms, engine.market), True
+        script = OrderScript(engine.oms, engine.market, execution=engine.execution)
+        stdin_script = True
     elif getattr(args, "orders", None):
         path = Path(args.orders)
         try:
             lines = path.read_text().splitlines()
         except OSError as error:
             raise InputError(f"cannot read the orders file {path}: {error.strerror}") from None
-        script = OrderScript(engine.oms, engine.market, lines)
+        script = OrderScript(engine.oms, engine.market, lines, execution=engine.execution)
     runner = HeadlessRunner(
         engine,
         script=script,
         stdin_script=stdin_script,
         report_path=Path(args.report) if getattr(args, "report", None) else None,
         status_interval=settings.status_interval,
+        daemon=_daemon(args, engine) if getattr(args, "daemon", False) else None,
     )
     try:
         return asyncio.run(runner.run())
@@ -325,11 +410,77 @@ def _run_engine(args: argparse.Namespace, settings: Settings, live: bool) -> int
         return 130
 
 
+def _daemon(args: argparse.Namespace, engine: Engine):
+    """The daemon services for ``engine``; SIGHUP re-reads the config with the same flags."""
+    from engine.daemon import Daemon
+
+    def reload() -> Settings:
+        return load_settings(
+            config_path=Path(args.config) if args.config else None, cli=_cli_overrides(args)
+        )
+
+    return Daemon(
+        engine,
+        reload_settings=reload,
+        reopen_logs=lambda settings: _configure_logs(settings, to_stderr=True),
+    )
+
+
+def _run_daemon_engine(args: argparse.Namespace, settings: Settings, live: bool) -> int:
+    """``engine --daemon``: hold the pid file for the whole run, so one engine serves a box."""
+    from engine.daemon import PidFile, default_pid_path
+
+    configured = settings.daemon.pid_file
+    pid_file = PidFile(Path(configured) if configured else default_pid_path())
+    pid_file.acquire()
+    try:
+        return _run_engine(args, settings, live)
+    finally:
+        pid_file.release()
+
+
+def _run_attach(settings: Settings, console: ConsoleRunner | None) -> int:
+    """``tickdeck attach``: the console on a running engine; quitting it only detaches."""
+    from engine.attach.peer import default_socket_path
+    from engine.attach.remote import RemoteClient
+
+    if console is None:
+        raise InputError("this entry point has no console; run `tickdeck attach`")
+    _configure_logs(settings, to_stderr=False)
+    daemon = settings.daemon
+    path = Path(daemon.socket) if daemon.socket else default_socket_path()
+
+    async def probe() -> None:
+        client = RemoteClient(path, token=daemon.token)
+        await client.start()
+        await client.stop()
+
+    # Fail here, with one sentence, rather than inside the console's event loop.
+    asyncio.run(probe())
+    return console(settings, lambda: RemoteClient(path, token=daemon.token))
+
+
 def _run_dev(args: argparse.Namespace, settings: Settings) -> int:
     from engine.alpaca.server.dev import run_dev_server
 
     _configure_logs(settings, to_stderr=True)
     return run_dev_server(port=args.port, seed=args.seed, symbols=args.symbols, speed=args.speed)
+
+
+def _data_parser(sub: argparse._SubParsersAction) -> None:
+    from engine.data.datacli import add_data_parser
+
+    add_data_parser(sub)
+
+
+def _run_data(args: argparse.Namespace, settings: Settings) -> int:
+    """``tickdeck data ...``: the history store's command line (engine.data.datacli)."""
+    from engine.data.datacli import run_data
+
+    _configure_logs(settings, to_stderr=True)
+    # The wall clock is read here, at the edge, only to bound service fetches ("up to today").
+    today = ns_to_datetime(LiveClock().now_ns(), NEW_YORK).date()
+    return run_data(args, settings, today=today)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -20,6 +21,8 @@ from typing import Protocol
 
 from loguru import logger
 
+from engine.bots.api import BotOutcome, Opportunity
+from engine.bots.service import BotView
 from engine.core.bus import Topic
 from engine.core.clock import NS_PER_SECOND
 from engine.core.conflate import SymbolSnapshot
@@ -27,6 +30,8 @@ from engine.core.errors import InputError
 from engine.core.events import Alert
 from engine.core.models import Account, Bar, Order, OrderRequest, Position, Side
 from engine.core.prices import ZERO, contract_multiplier, is_option_symbol, ticks_between
+from engine.execution import ParentResult, ParentView, parent_view
+from engine.execution.service import ID_PREFIX as EXECUTION_ID_PREFIX
 from engine.health import HealthSnapshot
 from engine.node import Engine
 from engine.options.chain import ContractView, OptionChain, to_host
@@ -43,9 +48,13 @@ from engine.orders.language import (
     Flatten,
     Kill,
     OrderSyntaxError,
+    PauseAlgo,
     ReplaceOrder,
     ResetKill,
+    ResumeAlgo,
+    SubmitAlgo,
     SubmitOrder,
+    format_algo,
     format_request,
     parse,
 )
@@ -53,6 +62,7 @@ from engine.risk.engine import LimitUsage
 from engine.risk.types import RiskViolation
 
 RECENT_ORDERS = 200  # closed orders kept in a snapshot beside every working one
+RECENT_PARENTS = 50  # finished algo parents kept in a snapshot beside the unfinished ones
 RECENT_REJECTIONS = 20
 PORTFOLIO_RISK_EVERY_S = 3  # engine seconds a portfolio risk result is reused for
 VAR_PATHS = 20_000
@@ -76,6 +86,9 @@ class BookSnapshot:
     day_pnl: Decimal
     gross_exposure: Decimal
     net_exposure: Decimal
+    # Execution algos' parent orders: working and paused, then recent ones, newest first.
+    # Their children are among ``orders`` (``Order.parent_id``).
+    parents: tuple[ParentView, ...] = ()
 
 
 @dataclass(slots=True, frozen=True)
@@ -191,6 +204,19 @@ class PortfolioRisk:
     reason: str = ""
 
 
+@dataclass(slots=True, frozen=True)
+class BotsSnapshot:
+    """The bots pane's view: every bot, and the opportunities queued for the trader.
+
+    ``version`` grows with every change, so a pane redraws only when it moved.
+    """
+
+    version: int
+    clock_ns: int
+    bots: tuple[BotView, ...]
+    opportunities: tuple[Opportunity, ...]
+
+
 class EngineClient(Protocol):
     """What a console may ask of an engine, in process or over a socket."""
 
@@ -229,6 +255,22 @@ class EngineClient(Protocol):
         seed: int = VAR_SEED,
     ) -> PortfolioRisk: ...
 
+    async def bots(self) -> BotsSnapshot: ...
+
+    async def approve_opportunity(self, opportunity_id: str) -> Outcome: ...
+
+    async def reject_opportunity(self, opportunity_id: str) -> Outcome: ...
+
+    async def edit_opportunity(self, opportunity_id: str) -> Outcome: ...
+
+    async def start_bot(self, name: str) -> Outcome: ...
+
+    async def stop_bot(self, name: str) -> Outcome: ...
+
+    async def pause_bot(self, name: str) -> Outcome: ...
+
+    async def cycle_bot_mode(self, name: str) -> Outcome: ...
+
 
 class LocalClient:
     """The engine in this process; the console and the engine share one event loop."""
@@ -239,6 +281,7 @@ class LocalClient:
         self.engine = engine
         self._run_feed = run_feed
         self._book_version = 1
+        self._parents_at = -1  # the execution service's version the book last saw
         self._orders_at = 0
         self._orders_copy: tuple[Order, ...] = ()
         self._feed: asyncio.Task[None] | None = None
@@ -276,6 +319,10 @@ class LocalClient:
     async def snapshot(self, cursor: Cursor) -> EngineSnapshot:
         engine = self.engine
         market_version, quotes = engine.market.changed_since(cursor.market)
+        if engine.execution.version != self._parents_at:
+            # A parent's state or progress changed, possibly with no order changing (a pause).
+            self._parents_at = engine.execution.version
+            self._book_version += 1
         book = risk = None
         # Marks move with every quote, so P&L is re-read whenever quotes changed too.
         if cursor.book != self._book_version or quotes:
@@ -321,7 +368,17 @@ class LocalClient:
             day_pnl=oms.day_pnl(),
             gross_exposure=oms.gross_exposure(),
             net_exposure=net,
+            parents=self._parents(),
         )
+
+    def _parents(self) -> tuple[ParentView, ...]:
+        """Unfinished parents newest first, then the recent finished ones."""
+        parents = self.engine.execution.parents()
+        working = sorted(
+            (p for p in parents if not p.state.is_terminal), key=lambda p: -p.created_ns
+        )
+        done = sorted((p for p in parents if p.state.is_terminal), key=lambda p: -p.updated_ns)
+        return tuple(parent_view(p) for p in working + done[:RECENT_PARENTS])
 
     def _risk(self) -> RiskSnapshot:
         engine = self.engine
@@ -357,6 +414,11 @@ class LocalClient:
             return Preview(
                 line, error=str(error), error_position=error.position, error_token=error.token
             )
+        if isinstance(command, SubmitAlgo):
+            # Risk checks each child as it goes out, not the parent as one order.
+            preview = self._preview_order(line, command.request)
+            summary = f"{format_algo(command.request, command.spec)} (each child checked by risk)"
+            return dataclasses.replace(preview, summary=summary, violations=())
         if not isinstance(command, SubmitOrder):
             return Preview(line, summary=self._describe(command))
         return self._preview_order(line, command.request)
@@ -417,6 +479,10 @@ class LocalClient:
                 return "engage the kill switch: cancel every open order, block new risk"
             case ResetKill():
                 return "reset the kill switch"
+            case PauseAlgo(parent_ref=ref) | ResumeAlgo(parent_ref=ref):
+                verb = "pause" if isinstance(command, PauseAlgo) else "resume"
+                parent = self.engine.execution.resolve(ref)
+                return f"{verb} {parent.id}" if parent else f"{verb} {ref} (no such algo)"
         return ""
 
     async def execute(self, line: str, *, confirmed: bool = False) -> Outcome:
@@ -429,6 +495,12 @@ class LocalClient:
         match command:
             case SubmitOrder(request=request):
                 return await self.submit(request, confirmed=confirmed)
+            case SubmitAlgo(request=request, spec=spec):
+                return _algo_outcome(self.engine.execution.submit(request, spec))
+            case PauseAlgo(parent_ref=ref):
+                return _algo_outcome(self.engine.execution.pause(ref))
+            case ResumeAlgo(parent_ref=ref):
+                return _algo_outcome(self.engine.execution.resume(ref))
             case CancelOrder(order_ref=ref):
                 return await self.cancel(ref)
             case CancelAll():
@@ -471,6 +543,9 @@ class LocalClient:
         return Outcome(result.accepted, result.message, needs_confirmation=needs, order_id=order_id)
 
     async def cancel(self, order_ref: str) -> Outcome:
+        """Cancel an order, or an algo's parent (by its id, "algo-3") and its children."""
+        if order_ref.lower().startswith(EXECUTION_ID_PREFIX):
+            return _algo_outcome(self.engine.execution.cancel(order_ref))
         result = self.engine.oms.cancel(order_ref)
         return Outcome(result.accepted, result.message)
 
@@ -485,12 +560,13 @@ class LocalClient:
     # -- options ----------------------------------------------------------------------------
 
     async def option_chain(self, symbol: str) -> ChainSnapshot | None:
-        """``symbol``'s chain (built on this first request in sim mode); a snapshot with only a
-        ``reason`` where this mode has no chains; None for a symbol the engine does not trade."""
+        """``symbol``'s chain (built on this first request in sim mode, loaded from Alpaca in
+        paper and live); a snapshot with only a ``reason`` where there is no chain; None for a
+        symbol the engine does not trade."""
         engine = self.engine
         if symbol not in engine.instruments:
             return None
-        chain = engine.option_chain(symbol)
+        chain = await engine.load_option_chain(symbol)
         if chain is None:
             return ChainSnapshot(
                 symbol, math.nan, 0, 0, (), (), reason=engine.options_unavailable(symbol) or ""
@@ -505,7 +581,7 @@ class LocalClient:
         of that date, or enough out-of-the-money quotes to fit (five)."""
         if symbol not in self.engine.instruments:
             return None
-        chain = self.engine.option_chain(symbol)
+        chain = await self.engine.load_option_chain(symbol)
         if chain is None or expiry not in chain.expiries:
             return None
         try:
@@ -580,6 +656,55 @@ class LocalClient:
             return risk(greeks, None, str(error))
         return risk(greeks, var)
 
+    # -- bots ------------------------------------------------------------------------------
+
+    async def bots(self) -> BotsSnapshot:
+        """Every bot with its performance, and the trader's queue of opportunities."""
+        service = self.engine.bots
+        opportunities = tuple(service.opportunities())
+        return BotsSnapshot(
+            service.version, self.engine.clock.now_ns(), tuple(service.views()), opportunities
+        )
+
+    async def approve_opportunity(self, opportunity_id: str) -> Outcome:
+        """Send a queued opportunity as its bot's order (the bot's budget and risk apply)."""
+        return self._bot_command(lambda: self.engine.bots.approve(opportunity_id))
+
+    async def reject_opportunity(self, opportunity_id: str) -> Outcome:
+        return self._bot_command(lambda: self.engine.bots.reject(opportunity_id))
+
+    async def edit_opportunity(self, opportunity_id: str) -> Outcome:
+        """Take a queued opportunity off the queue; ``message`` is its order line to edit."""
+        return self._bot_command(
+            lambda: BotOutcome(True, self.engine.bots.take_for_edit(opportunity_id))
+        )
+
+    async def start_bot(self, name: str) -> Outcome:
+        return self._bot_command(lambda: BotOutcome(True, self.engine.bots.start_bot(name)))
+
+    async def stop_bot(self, name: str) -> Outcome:
+        return self._bot_command(lambda: BotOutcome(True, self.engine.bots.stop_bot(name)))
+
+    async def pause_bot(self, name: str) -> Outcome:
+        """Pause ``name``: it keeps its orders and state but gets no data until started again."""
+        return self._bot_command(lambda: BotOutcome(True, self.engine.bots.pause_bot(name)))
+
+    async def cycle_bot_mode(self, name: str) -> Outcome:
+        return self._bot_command(lambda: BotOutcome(True, self.engine.bots.cycle_mode(name)))
+
+    @staticmethod
+    def _bot_command(command: Callable[[], BotOutcome]) -> Outcome:
+        try:
+            outcome = command()
+        except InputError as error:
+            return Outcome(False, str(error))
+        return Outcome(outcome.ok, outcome.message, order_id=outcome.order_id)
+
+
+def _algo_outcome(result: ParentResult) -> Outcome:
+    order_id = result.parent.id if result.parent is not None else None
+    return Outcome(result.accepted, result.message, order_id=order_id)
+
 
 def _chain_snapshot(chain: OptionChain) -> ChainSnapshot:
     """Every contract's numbers copied to host floats in one pass per column."""
@@ -616,4 +741,3 @@ def _chain_snapshot(chain: OptionChain) -> ChainSnapshot:
         expiries=chain.expiries,
         contracts=tuple(ContractView(*row) for row in columns),
     )
-

@@ -50,8 +50,11 @@ from typing import TypeVar, Union, get_args, get_origin, get_type_hints
 import platformdirs
 from loguru import logger
 
+from engine.bots.settings import BotSettings
 from engine.core.errors import ConfigError
 from engine.core.prices import to_decimal
+from engine.data.store.settings import StoreSettings
+from engine.execution.config import ExecutionConfig
 from engine.risk.config import RiskConfig
 
 APP_NAME = "tickdeck"
@@ -70,6 +73,16 @@ ALPACA_ENV = {
     "APCA_API_STREAM_URL": "alpaca.stream_url",
 }
 """Alpaca's conventional environment names and the settings they fill."""
+
+S3_ENV = {
+    "TICKDECK_S3_ENDPOINT": "s3.endpoint",
+    "TICKDECK_S3_BUCKET": "s3.bucket",
+    "TICKDECK_S3_ACCESS_KEY": "s3.access_key",
+    "TICKDECK_S3_SECRET_KEY": "s3.secret_key",
+    "TICKDECK_S3_SECURE": "s3.secure",
+}
+"""The history store's environment names (MinIO-style) and the settings they fill; a
+``TICKDECK_S3__*`` variable beats its twin here."""
 
 ALPACA_PAPER_URL = "https://paper-api.alpaca.markets"
 ALPACA_LIVE_URL = "https://api.alpaca.markets"
@@ -251,6 +264,42 @@ class ConsoleSettings:
             _check(bool(keys.strip()), f"keymap entry '{binding_id}' must name at least one key")
 
 
+class OnStop(StrEnum):
+    """What the daemon does with open orders when it is stopped (SIGTERM)."""
+
+    CANCEL = "cancel"
+    KEEP = "keep"
+
+
+def parse_host_port(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:5555`` for IPv6) as a pair; ``ValueError`` with a sentence if not."""
+    host, sep, port = text.strip().rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"'{text}' is not HOST:PORT (e.g. 127.0.0.1:5555)")
+    return host, int(port)
+
+
+@dataclass(slots=True, frozen=True)
+class DaemonSettings:
+    """The headless daemon (``tickdeck engine --daemon``): pid file, attach socket, health API.
+
+    ``pid_file`` and ``socket`` default to the user's runtime dir (else state dir);
+    ``health`` is the health API's ``HOST:PORT`` ("none" turns it off); ``token``, when
+    set, must be given by every console that attaches (``tickdeck attach --token``).
+    """
+
+    on_stop: OnStop = OnStop.CANCEL
+    pid_file: str | None = None
+    socket: str | None = None
+    token: str | None = field(default=None, repr=False, metadata={_SECRET: _SHOW_NOTHING})
+    health: str | None = "127.0.0.1:5555"
+
+    def __post_init__(self) -> None:
+        if self.health is not None:
+            parse_host_port(self.health)
+
+
 @dataclass(slots=True, frozen=True)
 class Settings:
     """The effective configuration. Build it with ``load_settings``.
@@ -270,10 +319,14 @@ class Settings:
     sim: SimSettings = field(default_factory=SimSettings)
     venue: VenueSettings = field(default_factory=VenueSettings)
     risk: RiskConfig = field(default_factory=RiskConfig)
+    execution: ExecutionConfig = field(default_factory=ExecutionConfig)
     journal: JournalSettings = field(default_factory=JournalSettings)
     log: LogSettings = field(default_factory=LogSettings)
     alpaca: AlpacaSettings = field(default_factory=AlpacaSettings)
     console: ConsoleSettings = field(default_factory=ConsoleSettings)
+    bots: BotSettings = field(default_factory=BotSettings)
+    daemon: DaemonSettings = field(default_factory=DaemonSettings)
+    s3: StoreSettings = field(default_factory=StoreSettings)
     sources: Mapping[str, Origin] = field(
         default_factory=dict, compare=False, repr=False, metadata={"setting": False}
     )
@@ -509,7 +562,13 @@ def _env_name(key: str) -> str:
 
 
 _Layer = dict[str, tuple[object, Origin]]
-_SECRET_KEYS = ("alpaca.key_id", "alpaca.secret_key")
+_SECRET_KEYS = (
+    "alpaca.key_id",
+    "alpaca.secret_key",
+    "daemon.token",
+    "s3.access_key",
+    "s3.secret_key",
+)
 
 
 def _file_layer(path: Path, explicit_by: str | None) -> _Layer:
@@ -562,16 +621,16 @@ def _toml_problem(message: str) -> str:
 
 def _env_layer(env: Mapping[str, str]) -> _Layer:
     layer: _Layer = {}
-    for name, key in ALPACA_ENV.items():
+    for name, key in (*ALPACA_ENV.items(), *S3_ENV.items()):
         if name in env:
             layer[key] = (env[name], Origin(Source.ENV, name))
     known_names = {_env_name(key): key for key in _SCHEMA}
     for name, value in env.items():
         if not name.startswith(_ENV_PREFIX) or name in RESERVED_ENV:
             continue
-        if name.startswith(RESERVED_ENV_PREFIXES):
-            continue
         key = known_names.get(name.upper())
+        if key is None and (name in S3_ENV or name.startswith(RESERVED_ENV_PREFIXES)):
+            continue
         if key is None:
             raise ConfigError(name, _unknown(name.upper(), list(known_names), prefix=_ENV_PREFIX))
         layer[key] = (value, Origin(Source.ENV, name))

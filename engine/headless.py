@@ -10,6 +10,7 @@ import threading
 import time
 from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from loguru import logger
 
@@ -18,6 +19,9 @@ from engine.core.prices import cents
 from engine.node import Engine
 from engine.orders.script import OrderScript
 from engine.report import build_report, write_report
+
+if TYPE_CHECKING:
+    from engine.daemon import Daemon
 
 # After a script's last line, how much market time to let run so its orders can fill.
 SCRIPT_TAIL_NS = 5 * NS_PER_SECOND
@@ -56,8 +60,12 @@ class HeadlessRunner:
         stdin_script: bool,
         report_path: Path | None,
         status_interval: float,
+        daemon: Daemon | None = None,
     ) -> None:
+        """``daemon`` serves consoles and the health API while the engine runs (daemon mode)."""
         self.engine = engine
+        self.daemon = daemon
+        self._stopped = asyncio.Event()
         self.script = script
         self._stdin_script = stdin_script
         self.report_path = report_path
@@ -82,6 +90,7 @@ class HeadlessRunner:
         if not self._stop_requested:
             logger.info("stopping: {}", why)
         self._stop_requested = True
+        self._stopped.set()
         self.engine.driver.stop()
 
     async def run(self) -> int:
@@ -90,6 +99,8 @@ class HeadlessRunner:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.request_stop, sig.name)
         await engine.start()
+        if self.daemon is not None:
+            await self._start_daemon(self.daemon)
         # Startup objects live for the whole run: keep them out of full GC passes, which
         # would otherwise stall the event loop (and an order's path) for tens of milliseconds.
         gc.freeze()
@@ -99,16 +110,32 @@ class HeadlessRunner:
         status = asyncio.create_task(self._status_loop())
         try:
             await engine.driver.run()
+            if self.daemon is not None and engine.settings.duration is None:
+                # A daemon outlives its data (a replay that ended): it stops when told to.
+                await self._stopped.wait()
         finally:
             status.cancel()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
-            await engine.stop(cancel_open=engine.settings.cancel_on_exit)
+            cancel_open = engine.settings.cancel_on_exit
+            if self.daemon is not None:
+                cancel_open = self.daemon.cancel_open
+                await self.daemon.stop()
+            await engine.stop(cancel_open=cancel_open)
         self._print_status(final=True)
+        self._print_bots()
         if self.report_path is not None:
             write_report(build_report(engine, self.script), self.report_path)
             logger.info("report written to {}", self.report_path)
         return 0
+
+    async def _start_daemon(self, daemon: Daemon) -> None:
+        try:
+            await daemon.start(self)
+        except BaseException:
+            # Nothing is served (a port in use, a bad socket path): leave the book as it was.
+            await self.engine.stop(cancel_open=False)
+            raise
 
     def _start_stdin_reader(self, loop: asyncio.AbstractEventLoop) -> None:
         script = self.script
@@ -157,3 +184,25 @@ class HeadlessRunner:
             engine.bad_rows(),
             " | KILL SWITCH ENGAGED" if engine.risk.kill_switch.engaged else "",
         )
+
+    def _print_bots(self) -> None:
+        """One line per bot at exit: state, mode, P&L, trades and win rate."""
+        for view in self.engine.bots.views():
+            perf = view.performance
+            win = "n/a" if perf.win_rate is None else f"{perf.win_rate:.0%}"
+            sharpe = "n/a" if perf.sharpe is None else f"{perf.sharpe:.2f}"
+            logger.info(
+                "bot {} ({}, {}): realized {} unrealized {} | trades {} | win rate {} | sharpe {}{}",
+                view.name,
+                view.kind,
+                f"{view.state}/{view.mode}",
+                cents(perf.realized_pnl),
+                cents(perf.unrealized_pnl),
+                perf.trades,
+                win,
+                sharpe,
+                f" | error: {view.error}" if view.error else "",
+            )
+        advised = self.engine.bots.advised
+        if advised:
+            logger.info("{} opportunities advised (listed in the report)", len(advised))

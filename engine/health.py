@@ -1,4 +1,5 @@
-"""Engine health: components with a status and a heartbeat, feed rate, event-loop lag.
+"""Engine health: components with a status and a heartbeat, feed rate, event-loop lag,
+queue depths, memory, and the order path's latency.
 
 Components report in with ``beat``; the monitor samples the feed rate once a
 second and the event-loop lag ten times a second (how late a 100 ms sleep
@@ -9,14 +10,21 @@ time, so they come from ``time.monotonic`` rather than the engine clock.
 from __future__ import annotations
 
 import asyncio
+import os
+import resource
+import sys
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
+
+from engine.latency import LatencyBook, OrderLatency, StageLatency
 
 LAG_PERIOD_S = 0.1
 LAG_WINDOW = 100  # samples kept: the last 10 seconds
+LATENCY_SHOWN = 50  # newest orders whose breakdown rides along in every snapshot
 
 
 class Status(StrEnum):
@@ -35,6 +43,12 @@ class ComponentHealth:
 
 
 @dataclass(slots=True, frozen=True)
+class QueueDepth:
+    name: str
+    depth: int
+
+
+@dataclass(slots=True, frozen=True)
 class HealthSnapshot:
     components: tuple[ComponentHealth, ...]
     feed_msgs_per_s: float
@@ -43,6 +57,14 @@ class HealthSnapshot:
     loop_lag_ms: float  # worst lag in the last 10 s
     loop_lag_p99_ms: float
     bus_errors: int
+    memory_rss_bytes: int = 0  # resident set size of the engine process
+    queues: tuple[QueueDepth, ...] = ()
+    order_latency: tuple[StageLatency, ...] = ()  # p50/p90/p99 per stage of the order path
+    recent_orders: tuple[OrderLatency, ...] = ()  # newest orders' breakdowns, newest first
+
+    def order(self, order_id: str) -> OrderLatency | None:
+        """``order_id``'s breakdown if it is among the recent orders."""
+        return next((o for o in self.recent_orders if o.order_id == order_id), None)
 
     @property
     def healthy(self) -> bool:
@@ -77,6 +99,15 @@ class HealthMonitor:
         self._rate_mark: tuple[float, int] | None = None
         self.reconnects = 0
         self.feed_latency_ms: float | None = None
+        self.latency: LatencyBook | None = None  # the order manager's, once it exists
+        self._queues: dict[str, Callable[[], int]] = {}
+
+    def watch_queue(self, name: str, depth: Callable[[], int]) -> None:
+        """Report ``depth()`` as queue ``name`` in every snapshot (until ``forget_queue``)."""
+        self._queues[name] = depth
+
+    def forget_queue(self, name: str) -> None:
+        self._queues.pop(name, None)
 
     def beat(self, name: str, status: Status = Status.OK, detail: str = "") -> None:
         component = self._components.get(name)
@@ -116,6 +147,7 @@ class HealthMonitor:
         lags = sorted(self._lags)
         worst = lags[-1] if lags else 0.0
         p99 = lags[min(len(lags) - 1, int(len(lags) * 0.99))] if lags else 0.0
+        latency = self.latency
         return HealthSnapshot(
             components=components,
             feed_msgs_per_s=self._rate,
@@ -124,4 +156,21 @@ class HealthMonitor:
             loop_lag_ms=worst,
             loop_lag_p99_ms=p99,
             bus_errors=self._bus_errors(),
+            memory_rss_bytes=rss_bytes(),
+            queues=tuple(QueueDepth(n, depth()) for n, depth in sorted(self._queues.items())),
+            order_latency=latency.summary() if latency is not None else (),
+            recent_orders=latency.newest(LATENCY_SHOWN) if latency is not None else (),
         )
+
+
+_STATM = Path("/proc/self/statm")
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def rss_bytes() -> int:
+    """This process's resident memory now (Linux), else its peak (``ru_maxrss``)."""
+    try:
+        return int(_STATM.read_text().split()[1]) * _PAGE
+    except (OSError, IndexError, ValueError):
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak if sys.platform == "darwin" else peak * 1024  # bytes on macOS, KiB elsewhere

@@ -44,6 +44,7 @@ from engine.sqlite_rows import (
     FILL_COLUMNS,
     ORDER_CLASS_MIGRATION,
     ORDER_COLUMNS,
+    PARENTS_MIGRATION,
     decode_decimal,
     fill_from_row,
     fill_to_row,
@@ -52,7 +53,7 @@ from engine.sqlite_rows import (
 )
 from engine.sqlite_wal import WalCheckpointer
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # Backstop for the WAL size when nobody calls flush() (pages of 4 KiB: about 40 MiB).
 _WAL_BACKSTOP_PAGES = 10_000
 
@@ -120,8 +121,15 @@ _SCHEMA_V1 = (
 # Version 2: Alpaca's order classes (bracket, OCO, OTO) and their leg prices.
 _SCHEMA_V2 = ORDER_CLASS_MIGRATION
 
+# Version 3: execution algos' parent orders, so a working algo survives a restart.
+_SCHEMA_V3 = PARENTS_MIGRATION
+
 # Migrations in order: (the schema version it produces, the statements that produce it).
-_MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = ((1, _SCHEMA_V1), (2, _SCHEMA_V2))
+_MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
+    (1, _SCHEMA_V1),
+    (2, _SCHEMA_V2),
+    (3, _SCHEMA_V3),
+)
 
 _UPSERT_ORDER = (
     f"INSERT INTO orders ({', '.join(ORDER_COLUMNS)}) "
@@ -135,6 +143,11 @@ _INSERT_FILL = (
     f"VALUES ({', '.join('?' for _ in FILL_COLUMNS)})"
 )
 _SELECT_FILLS = f"SELECT {', '.join(FILL_COLUMNS)} FROM fills ORDER BY rowid"
+_UPSERT_PARENT = (
+    "INSERT INTO parents (id, state, updated_ns, record) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT(id) DO UPDATE SET state = excluded.state, updated_ns = excluded.updated_ns, "
+    "record = excluded.record"
+)
 _INSERT_EVENT = "INSERT INTO events (ts_ns, kind, order_id, payload) VALUES (?, ?, ?, ?)"
 _INSERT_REJECTION = "INSERT INTO rejections (ts_ns, request, reason) VALUES (?, ?, ?)"
 _SET_KV = (
@@ -163,6 +176,7 @@ class EventKind(StrEnum):
     KILL = "kill"
     KILL_RESET = "kill_reset"
     SESSION = "session"
+    ALGO = "algo"  # an execution algo's parent order changed state; the payload has its quality
 
 
 @dataclass(slots=True, frozen=True)
@@ -351,6 +365,10 @@ class Journal:
     def set_kv(self, key: str, value: str) -> None:
         self._execute(_SET_KV, (key, value))
 
+    def save_parent(self, parent_id: str, state: str, updated_ns: int, record: str) -> None:
+        """Insert or update an algo's parent order; ``record`` is its JSON (engine.execution)."""
+        self._execute(_UPSERT_PARENT, (parent_id, state, updated_ns, record))
+
     # -- reads -----------------------------------------------------------------------------
 
     def get_kv(self, key: str, default: str | None = None) -> str | None:
@@ -360,6 +378,10 @@ class Journal:
     def load_orders(self) -> list[Order]:
         """Every order, in the order it was first journaled."""
         return [order_from_row(row) for row in self._db.execute(_SELECT_ORDERS)]
+
+    def load_parents(self) -> list[str]:
+        """Every algo parent order's JSON record, in the order it was first journaled."""
+        return [row[0] for row in self._db.execute("SELECT record FROM parents ORDER BY rowid")]
 
     def load_fills(self) -> list[Fill]:
         """Every execution, in the order it was journaled (the order it was applied)."""

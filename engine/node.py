@@ -19,6 +19,10 @@ from platformdirs import user_data_dir
 from engine.alpaca.broker import AlpacaBroker
 from engine.alpaca.endpoints import resolve_endpoints
 from engine.alpaca.stream import AlpacaMarketData, StreamState
+from engine.backtest.feed import BarFeed
+from engine.bots.api import OptionQuote
+from engine.bots.options import chain_quotes
+from engine.bots.service import BotService
 from engine.broker.base import Broker
 from engine.broker.sim import SimBroker, SimVenueConfig
 from engine.config import Mode, Settings, Source
@@ -28,15 +32,20 @@ from engine.core.conflate import MarketView
 from engine.core.errors import InputError
 from engine.core.events import Alert, SessionEvent, SessionPhase, Severity
 from engine.core.models import Instrument
+from engine.core.prices import is_option_symbol
+from engine.data.backfill import HistoryService
 from engine.data.calibration import DEFAULT_WATCHLIST, SymbolProfile, load_profiles
 from engine.data.driver import FeedDriver
 from engine.data.intraday import IntradayBars
 from engine.data.live import LiveFeed
 from engine.data.replay import ReplaySource, open_replay
 from engine.data.sim import SimMarket
+from engine.data.store_replay import is_store_data, open_store_replay
+from engine.execution import ExecutionService
 from engine.health import HealthMonitor, Status
 from engine.journal import Journal
 from engine.oms import OrderManager
+from engine.options.alpaca_chain import AlpacaOptionChains, OptionSnapshots
 from engine.options.chain import OptionChain, OptionChainService
 from engine.options.market import OptionMarket, annual_from_daily
 from engine.risk.engine import RiskEngine
@@ -83,11 +92,13 @@ class Engine:
         reset_sim: bool = False,
         housekeeping: bool = True,
         live_confirmed: bool = False,
+        feed: BarFeed | None = None,
     ) -> None:
         """``housekeeping=False`` starts no background timers (deterministic tests).
 
         Live trading needs ``live_confirmed``: the command line sets it only after the
-        trader has typed the confirmation.
+        trader has typed the confirmation. ``feed`` (sim or replay mode) replaces the market
+        with a backtest's bars.
         """
         if settings.mode is Mode.LIVE and not live_confirmed:
             raise InputError("live trading needs --live and a typed confirmation")
@@ -110,7 +121,7 @@ class Engine:
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{self.paths.journal}{suffix}").unlink(missing_ok=True)
         if settings.mode in _SIMULATED:
-            self._build_simulated(settings, start_ns, reset_sim)
+            self._build_simulated(settings, start_ns, reset_sim, feed)
         else:
             self._build_alpaca(settings)
         self.journal = Journal(self.paths.journal)
@@ -118,18 +129,35 @@ class Engine:
         self.oms = OrderManager(
             self.bus, self.clock, self.broker, self.risk, self.journal, self.market
         )
+        self.health.latency = self.oms.latency
         # Sim underlyings get synthetic chains, built lazily: the first time a console asks for
-        # one, so no chain nobody looks at is ever repriced.
+        # one, so no chain nobody looks at is ever repriced. Paper and live load Alpaca's
+        # chains the same way (``load_option_chain``); replay has none.
         self.options = (
             OptionChainService(self.bus, self.clock, self.market)
-            if settings.mode is Mode.SIM
+            if settings.mode is not Mode.REPLAY
             else None
         )
         self._profiles: dict[str, SymbolProfile] = {}
         self.option_market = self._build_option_market()
+        self.alpaca_options = self._build_alpaca_options()
+        self.bots = self._build_bots()
+        self.history = HistoryService(settings, self.health, sim=settings.mode in _SIMULATED)
+        # Execution algos: parent orders whose children go through the OMS and risk like any order.
+        self.execution = ExecutionService(
+            self.bus,
+            self.clock,
+            self.oms,
+            self.risk,
+            self.market,
+            self.journal,
+            settings.execution,
+        )
+        self.bots.execution = self.execution  # a bot may work its orders through an algo
 
     def _build_option_market(self) -> OptionMarket | None:
-        """Option contracts as instruments, quotes and greeks, where chains exist (sim)."""
+        """Option contracts as instruments, quotes and greeks, where chains exist (all but
+        replay)."""
         if self.options is None:
             return None
         options = OptionMarket(
@@ -141,12 +169,63 @@ class Engine:
             chain_of=self.option_chain,
             annual_vol=self._annual_vol,
             positions=self.oms.positions,
-            quote_contracts=True,  # the sim market maker quotes what anyone trades
+            # The sim market maker quotes what anyone trades; Alpaca's snapshots quote the rest.
+            quote_contracts=self.settings.mode is Mode.SIM,
         )
         self.risk.option_greeks = options
-        if isinstance(self.broker, SimBroker):
+        if isinstance(self.broker, SimBroker | AlpacaBroker):
             self.broker.list_instruments(options.instrument)
         return options
+
+    def _build_alpaca_options(self) -> AlpacaOptionChains | None:
+        """Paper and live: chains from Alpaca's contracts and snapshot quotes, kept fresh; a
+        contract starts being quoted on the bus the moment it is watched."""
+        if not isinstance(self.broker, AlpacaBroker) or self.option_market is None:
+            return None
+        market = self.option_market
+        chains = AlpacaOptionChains(
+            self.broker,
+            OptionSnapshots(self.endpoints),
+            self.options,
+            self.bus,
+            self.clock,
+            watched=market.watched,
+        )
+        market.on_watch.append(
+            lambda symbol: chains.publish(market.underlying_of(symbol) or "", (symbol,))
+        )
+        # Held contracts of a chain just loaded are quoted (marked, priced) from then on.
+        chains.on_load.append(lambda _chain: market.watch_held())
+        return chains
+
+    def _preload_option_chains(self) -> None:
+        """Paper and live: load the chains of held options' underlyings in the background."""
+        for position in self.oms.positions():
+            if position.qty and is_option_symbol(position.symbol):
+                underlying = self.option_market.underlying_of(position.symbol)
+                if underlying is not None:
+                    self.alpaca_options.preload(underlying)
+
+    def _build_bots(self) -> BotService:
+        """The bots of ``bots.run`` (``--bot``), started with the engine."""
+        return BotService(
+            self.bus,
+            self.clock,
+            self.market,
+            self.oms,
+            self.journal,
+            self.settings.bots,
+            storage_dir=self.paths.journal.parent / "bots",
+            option_quotes=self._option_quotes,
+            default_symbols=sorted(self.instruments)
+            or list(self.settings.symbols or DEFAULT_WATCHLIST),
+        )
+
+    def _option_quotes(self, underlying: str) -> list[OptionQuote]:
+        """The listed options of ``underlying`` a bot may screen (sim chains, or a chain
+        already loaded from Alpaca)."""
+        chain = self.option_chain(underlying)
+        return chain_quotes(chain) if chain is not None else []
 
     def _annual_vol(self, symbol: str) -> float | None:
         profile = self.profile(symbol)
@@ -156,8 +235,16 @@ class Engine:
         duration = self.settings.duration
         return None if duration is None else start_ns + int(duration * NS_PER_SECOND)
 
-    def _build_simulated(self, settings: Settings, start_ns: int, reset_sim: bool) -> None:
-        self.source, instruments, references, clock_start = self._build_source(settings, start_ns)
+    def _build_simulated(
+        self, settings: Settings, start_ns: int, reset_sim: bool, feed: BarFeed | None
+    ) -> None:
+        if feed is not None:  # a backtest: the market is its bars
+            self.source, instruments = feed, feed.instruments()
+            references, clock_start = feed.references(), feed.start_ns
+        else:
+            self.source, instruments, references, clock_start = self._build_source(
+                settings, start_ns
+            )
         self.clock: Clock = SimClock(clock_start)
         self.clock_start_ns = clock_start
         for symbol, price in references.items():
@@ -222,7 +309,10 @@ class Engine:
                 raise InputError(
                     "replay mode needs --data PATH (a Lean data folder or one zip file)"
                 )
-            source = open_replay(Path(settings.data), symbols=settings.symbols)
+            if is_store_data(settings.data):
+                source = open_store_replay(settings.data, settings.s3, symbols=settings.symbols)
+            else:
+                source = open_replay(Path(settings.data), symbols=settings.symbols)
             return source, source.instruments(), source.references(), source.start_ns
         profiles = load_profiles(settings.symbols)
         source = SimMarket(
@@ -232,7 +322,7 @@ class Engine:
 
     def profile(self, symbol: str) -> SymbolProfile | None:
         """The sim calibration of ``symbol``; None outside sim mode or for a symbol not traded."""
-        if self.options is None or symbol not in self.instruments:
+        if self.settings.mode is not Mode.SIM or symbol not in self.instruments:
             return None
         if symbol not in self._profiles:
             self._profiles.update(load_profiles([symbol]))
@@ -244,19 +334,36 @@ class Engine:
             return f"{symbol} is not traded here"
         if self.options is None:
             return f"option chains come from the sim market; {self.settings.mode} mode has none"
+        failure = self.alpaca_options.failure(symbol) if self.alpaca_options else None
+        if failure is not None:
+            return f"the {symbol} option chain could not be loaded from Alpaca: {failure}"
         return None
 
     def option_chain(self, symbol: str) -> OptionChain | None:
         """``symbol``'s chain, built (and from then on repriced with every tick batch) on the
-        first request; None where ``options_unavailable`` gives a reason."""
+        first request in sim mode; in paper and live the chain ``load_option_chain`` loaded,
+        else None. None where ``options_unavailable`` gives a reason."""
         if self.options_unavailable(symbol) is not None:
             return None
         chain = self.options.chain(symbol)
-        if chain is None:
+        if chain is None and self.settings.mode is Mode.SIM:
             profile = self.profile(symbol)
             chain = self.options.add_synthetic(profile)
             logger.info("option chain for {}: {} contracts", symbol, len(chain))
         return chain
+
+    async def load_option_chain(self, symbol: str) -> OptionChain | None:
+        """``symbol``'s chain, loaded from Alpaca on the first call in paper and live mode (the
+        sim builds its own in ``option_chain``); None where ``options_unavailable`` says why."""
+        if self.alpaca_options is not None and symbol in self.instruments:
+            await self.alpaca_options.ensure(symbol)
+        return self.option_chain(symbol)
+
+    def backfill(self) -> bool:
+        """Load recent daily bars for the watchlist and open positions on a worker thread (at
+        start, and on demand); False when history is off or a backfill is still running."""
+        symbols = sorted(set(self.instruments) | {p.symbol for p in self.oms.positions()})
+        return self.history.start(symbols, self.clock.now_ns(), asyncio.get_running_loop())
 
     def bad_rows(self) -> int:
         """Corrupt data rows the source skipped (replay); 0 for the sim market."""
@@ -317,6 +424,10 @@ class Engine:
             Status.DEGRADED if self.oms.reconciling else Status.OK,
             "reconciling with the broker: orders blocked" if self.oms.reconciling else "accepting",
         )
+        for service in (self.broker, getattr(self, "stream", None)):
+            circuit = getattr(service, "circuit", None)
+            if circuit is not None:
+                circuit.report()  # its state, as a heartbeat: breakers only speak on change
         kill = self.risk.kill_switch
         health.beat(
             "risk",
@@ -327,6 +438,7 @@ class Engine:
     async def start(self) -> None:
         await self.broker.start()
         await self.oms.start()
+        await self.execution.start()
         if isinstance(self.broker, AlpacaBroker):
             # After every trade-stream reconnect the book must agree with Alpaca again.
             self.broker.on_reconnect = self.oms.reconcile
@@ -338,10 +450,14 @@ class Engine:
             self.stream.subscribe(self.instruments)
         if self.option_market is not None:
             self.option_market.watch_held()
+        if self.alpaca_options is not None:
+            self._preload_option_chains()
+        self.bots.start()
         self._report_health()
         if self._housekeeping:
             self._housekeeping_task = asyncio.create_task(self._housekeep(), name="housekeeping")
             self._lag_task = asyncio.create_task(self.health.watch_loop_lag(), name="loop-lag")
+            self.backfill()
         logger.info(
             "engine started: mode {}, {} symbols, journal {}",
             self.settings.mode,
@@ -356,8 +472,14 @@ class Engine:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        self.bots.stop()
+        self.history.stop()
+        # Algos stop before the OMS: with cancel_open their parents end too, not just the children.
+        self.execution.stop(cancel=cancel_open)
         if self.options is not None:
             self.options.close()
+        if self.alpaca_options is not None:
+            await self.alpaca_options.stop()
         await self.oms.stop(cancel_open=cancel_open)
         # Cancels are answered after the venue's latency: give simulated time room to deliver them.
         await self.driver.drain(

@@ -53,7 +53,9 @@ from engine.core.models import (
     TradeEvent,
 )
 from engine.core.prices import ZERO, contract_multiplier
+from engine.execution import brackets
 from engine.journal import EventKind, Journal, JournalError, to_json
+from engine.latency import LatencyBook, OrderLatency
 from engine.portfolio import Portfolio
 from engine.risk.engine import RiskEngine
 from engine.risk.types import RiskDecision
@@ -201,6 +203,7 @@ class OrderManager:
         self._replacing: str | None = None
         self._flatten_pending: dict[str, str] = {}
         self._ready = False
+        self.latency = LatencyBook()  # each order's path, stage by stage, for the health API
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -468,6 +471,7 @@ class OrderManager:
                 return SubmitResult(
                     True, existing, None, f"order {client_id} already exists; not sent again"
                 )
+        decided = self._clock.now_ns()
         decision = self._risk.check(request, self, confirmed=confirmed)
         if not decision.ok:
             return self._rejected(decision)
@@ -483,6 +487,10 @@ class OrderManager:
         self._track(order)
         self._risk.record_submitted(request)
         self._bus.publish(Topic.ORDER, order)
+        quote = self._market.quote(order.symbol)
+        event = min(quote.ts_ns, decided) if quote is not None else decided
+        # Stamped before the hand-off: a venue may answer (even fill) inside submit().
+        self.latency.submitted(OrderLatency(order.id, event, decided, now, self._clock.now_ns()))
         try:
             self._broker.submit(order)
         except BrokerError as error:
@@ -753,7 +761,7 @@ class OrderManager:
 
     def on_order_update(self, update: OrderUpdate) -> None:
         """Apply one broker update: the status if legal, the fill if new; journal, then publish."""
-        order = self._orders.get(update.order_id)
+        order = self._orders.get(update.order_id) or self._adopt_leg(update.order_id)
         now = self._clock.now_ns()
         if order is None:
             logger.warning(
@@ -803,6 +811,7 @@ class OrderManager:
                     self._journal.add_event(now, EventKind.FILL_ANOMALY, order.id, fill)
             self._journal.add_event(now, kind, order.id, update)
         position = self._apply_fill(fill) if new_fill else None
+        self.latency.updated(order.id, update.status, now, new_fill)
         if legal:
             self._bus.publish(Topic.ORDER, order)
         if update.event is TradeEvent.ORDER_REPLACE_REJECTED:
@@ -814,6 +823,22 @@ class OrderManager:
             self.check_daily_loss()
         if order.symbol in self._flatten_pending and not order.is_open:
             self._flatten_if_due(order.symbol)
+
+    def _adopt_leg(self, order_id: str) -> Order | None:
+        """The exit leg ``order_id`` of a bracket, OTO or OCO order we placed, now tracked.
+
+        A venue that emulates legs (the sim) reports them as orders of their own; their
+        terms follow from the entry (``engine.execution.brackets``), so they are journaled
+        here the first time the venue speaks of them.
+        """
+        entry = self._orders.get(brackets.entry_id(order_id) or "")
+        if entry is None or order_id not in brackets.leg_ids(entry):
+            return None
+        leg = next(o for o in brackets.legs(entry, self._clock.now_ns()) if o.id == order_id)
+        with self._journaling("a bracket leg"):
+            self._journal.save_order(leg)
+        self._track(leg)
+        return leg
 
     def _apply_update(self, order: Order, update: OrderUpdate) -> None:
         order.status = update.status

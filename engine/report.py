@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from engine.core.clock import ns_to_datetime
 
 if TYPE_CHECKING:
+    from engine.bots.api import Opportunity
     from engine.node import Engine
     from engine.orders.script import OrderScript
 
@@ -96,7 +97,59 @@ def build_report(engine: Engine, script: OrderScript | None) -> dict[str, Any]:
             {"time": _iso(a.ts_ns), "severity": a.severity.value, "message": a.message}
             for a in engine.alerts
         ],
+        **bots_report(engine),
     }
+
+
+def _opportunity(opportunity: Opportunity) -> dict[str, Any]:
+    return {
+        "id": opportunity.id,
+        "bot": opportunity.bot,
+        "time": _iso(opportunity.ts_ns),
+        "symbol": opportunity.symbol,
+        "side": opportunity.side.value,
+        "qty": str(opportunity.qty),
+        "limit": None if opportunity.limit is None else str(opportunity.limit),
+        "confidence": round(opportunity.confidence, 4),
+        "rationale": opportunity.rationale,
+        "expires": _iso(opportunity.expires_at),
+    }
+
+
+def bots_report(engine: Engine) -> dict[str, Any]:
+    """Each bot's state, budget and performance, and every opportunity advised this run."""
+    service = engine.bots
+    bots = []
+    for view in service.views():
+        perf = view.performance
+        bots.append(
+            {
+                "name": view.name,
+                "kind": view.kind,
+                "state": view.state.value,
+                "mode": view.mode.value,
+                "error": view.error,
+                "params": view.params,
+                "budget": _plain(view.budget),
+                "performance": {
+                    "realized_pnl": str(perf.realized_pnl),
+                    "unrealized_pnl": str(perf.unrealized_pnl),
+                    "fees": str(perf.fees),
+                    "total_pnl": str(perf.total_pnl),
+                    "trades": perf.trades,
+                    "round_trips": perf.round_trips,
+                    "wins": perf.wins,
+                    "win_rate": perf.win_rate,
+                    "sharpe": perf.sharpe,
+                    "notional": str(perf.notional),
+                    "positions": perf.positions,
+                },
+                "last_signal": view.last_signal,
+                "last_signal_time": _iso(view.last_signal_ns),
+                "signals": len(service.signals(view.name)),
+            }
+        )
+    return {"bots": bots, "advised": [_opportunity(o) for o in service.advised]}
 
 
 def write_report(report: dict[str, Any], path: Path) -> None:

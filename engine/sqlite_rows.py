@@ -35,6 +35,19 @@ ORDER_CLASS_MIGRATION = (
     "ALTER TABLE orders ADD COLUMN stop_loss_limit_price TEXT",
 )
 
+# The journal's schema version 3: execution algos' parent orders (engine.execution). The
+# record is the parent's JSON; state and updated_ns are columns so a reader can filter on them.
+PARENTS_MIGRATION = (
+    """
+    CREATE TABLE parents (
+        id TEXT PRIMARY KEY,
+        state TEXT NOT NULL,
+        updated_ns INTEGER NOT NULL,
+        record TEXT NOT NULL
+    )
+    """,
+)
+
 FILL_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(Fill))
 """The fills table's columns for ``fill_to_row`` and ``fill_from_row``: Fill's fields."""
 

@@ -29,6 +29,7 @@ from engine.config import Settings
 from engine.core.models import Side
 from tui.commands import PaletteCommand, TickdeckCommands
 from tui.messages import Say, Tone
+from tui.screens.backtest import BacktestScreen
 from tui.screens.confirm import ConfirmKill, ConfirmOrder
 from tui.screens.help import HelpScreen, KeyRow, class_bindings, key_rows
 from tui.screens.main import MainScreen
@@ -46,6 +47,7 @@ _WHERE = {
     "health": "health",
     "chart": "chart",
     "options": "options",
+    "bots": "bots",
     "order-line": "order line",
 }
 
@@ -132,6 +134,23 @@ class TickdeckApp(App[int]):
             "Options",
             id="app.options",
             tooltip="Show or hide the option chain of the selected symbol ([ and ] change expiry)",
+        ),
+        Binding(
+            "ctrl+b",
+            "bots",
+            "Bots",
+            show=False,
+            id="app.bots",
+            tooltip="Show or hide the bots and their opportunity queue (a approves, e edits,"
+            " r rejects)",
+        ),
+        Binding(
+            "ctrl+o",
+            "backtest",
+            "Backtest",
+            show=False,
+            id="app.backtest",
+            tooltip="Backtest a bot on history; again (or Esc) to come back",
         ),
         Binding(
             "f12",
@@ -281,11 +300,26 @@ class TickdeckApp(App[int]):
     def action_options(self) -> None:
         self.main.toggle_options()
 
-    def action_focus_pane(self, *pane_ids: str) -> None:
-        """Focus the first of ``pane_ids``; when it is already current, the next one (F9)."""
-        current = self.main.current_pane
-        index = pane_ids.index(current) + 1 if current in pane_ids else 0
-        self.main.focus_pane(pane_ids[index % len(pane_ids)])
+    def action_bots(self) -> None:
+        self.main.toggle_bots()
+
+    def action_backtest(self) -> None:
+        """Open the backtest screen, or close it (Esc alone is unreliable over SSH)."""
+        if isinstance(self.screen, BacktestScreen):
+            self.pop_screen()
+        else:
+            self.push_screen(BacktestScreen(self.symbols))
+
+    def action_focus_pane(self, pane_id: str, then: str = "") -> None:
+        """Focus ``pane_id``; when it is already current, ``then`` (F9: risk, then health).
+
+        Two named parameters, not ``*pane_ids``: Textual passes a binding only as many
+        arguments as the action's signature counts, and it counts ``*args`` as one.
+        """
+        if then and self.main.current_pane == pane_id:
+            self.main.focus_pane(then)
+        else:
+            self.main.focus_pane(pane_id)
 
     def action_maximize(self) -> None:
         self.main.toggle_maximize()
@@ -317,6 +351,7 @@ class TickdeckApp(App[int]):
         for node_id, where in _WHERE.items():
             sources.append((where, type(main.query_one(f"#{node_id}"))))
         sources += [("dialogs", ConfirmOrder), ("dialogs", ConfirmKill), ("keys", HelpScreen)]
+        sources += [("backtest", BacktestScreen)]
         return key_rows(sources, self.keymap, self.get_key_display)
 
     def palette_commands(self) -> list[PaletteCommand]:

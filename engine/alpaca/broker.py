@@ -85,6 +85,7 @@ from engine.alpaca.mapping import (
     trading_day_from_alpaca,
 )
 from engine.alpaca.trade_stream import TradeStream
+from engine.circuit import CircuitBreaker
 from engine.core.bus import MessageBus, Topic
 from engine.core.clock import NS_PER_SECOND, Clock, ns_to_datetime
 from engine.core.errors import BrokerError, BrokerRejected, BrokerUnavailable, RateLimited
@@ -161,6 +162,8 @@ class AlpacaBroker:
         # alpaca-py would retry 429s itself with a fixed 3 s sleep inside our worker thread,
         # ignoring Retry-After; the retries here honour it and keep the thread free.
         self._client._retry = 0
+        # Trading REST calls stop hitting an Alpaca that keeps failing; see engine.circuit.
+        self.circuit = CircuitBreaker("broker", health=health)
         self.stream = TradeStream(
             endpoints,
             bus,
@@ -173,6 +176,7 @@ class AlpacaBroker:
             rng=self._rng,
         )
         self._instruments: dict[str, Instrument] = {}
+        self._listing: Callable[[str], Instrument | None] | None = None
         self._status: dict[str, OrderStatus] = {}
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -429,7 +433,15 @@ class AlpacaBroker:
             params["page_token"] = page[-1]["id"]
 
     def instrument(self, symbol: str) -> Instrument | None:
-        return self._instruments.get(symbol)
+        found = self._instruments.get(symbol)
+        if found is None and self._listing is not None:
+            found = self._listing(symbol)
+        return found
+
+    def list_instruments(self, lookup: Callable[[str], Instrument | None]) -> None:
+        """Also know what ``lookup`` resolves: the option contracts of the loaded chains
+        (Alpaca's asset list holds equities only)."""
+        self._listing = lookup
 
     async def clock(self) -> MarketClock:
         """``/v2/clock``: is the market open, and when it next opens and closes."""
@@ -485,6 +497,7 @@ class AlpacaBroker:
         attempt = 0
         while True:
             try:
+                self.circuit.check()
                 result = await asyncio.to_thread(fn, *args)
             except APIError as api_error:
                 error = _typed(api_error)
@@ -493,9 +506,14 @@ class AlpacaBroker:
                     f"Alpaca cannot be reached at {self._endpoints.trading_url} "
                     f"({type(network_error).__name__})"
                 )
+            except BrokerUnavailable as open_circuit:
+                self._beat(Status.DEGRADED, str(open_circuit))
+                raise
             else:
+                self.circuit.succeeded()
                 self._beat(Status.OK, "")
                 return result
+            self.circuit.failed(error)
             if (
                 submit
                 and attempt > 0

@@ -39,6 +39,7 @@ from engine.core.models import (
     TradeEvent,
 )
 from engine.core.prices import ZERO, to_decimal
+from engine.execution.brackets import STOP_LOSS, TAKE_PROFIT
 
 _RFC3339 = re.compile(
     r"^(\d{4}-\d\d-\d\d)[T ](\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?\d*(Z|z|[+-]\d\d:?\d\d)?$"
@@ -81,17 +82,37 @@ class OrderIds:
     asks it to name a replaced order's successor by our id.
     """
 
-    __slots__ = ("_by_broker", "_by_client", "_replacements")
+    __slots__ = ("_by_broker", "_by_client", "_legs", "_replacements")
 
     def __init__(self) -> None:
         self._by_broker: dict[str, str] = {}
         self._by_client: dict[str, str] = {}
+        self._legs: dict[str, str] = {}  # Alpaca's id of a bracket/OTO/OCO leg -> our leg id
         self._replacements: dict[str, str] = {}
 
     def learn(self, broker_order_id: str | None, client_order_id: str | None) -> None:
-        if broker_order_id and client_order_id:
+        if broker_order_id and client_order_id and broker_order_id not in self._legs:
             self._by_broker[broker_order_id] = client_order_id
             self._by_client[client_order_id] = broker_order_id
+
+    def learn_legs(self, entry_client_id: str, legs: Any) -> None:
+        """Name the legs Alpaca made for our order ``entry_client_id`` as the engine names
+        them (``engine.execution.brackets``): the entry's id plus ``-tp`` for the take-profit
+        limit, ``-sl`` for the stop. Alpaca gives legs client ids of its own choosing, which
+        the OMS would not know; by our names it adopts them as it does the sim's legs."""
+        for leg in legs:
+            broker_id = leg.get("id") if isinstance(leg, dict) else None
+            if not broker_id:
+                continue
+            suffix = TAKE_PROFIT if leg.get("type") == OrderType.LIMIT else STOP_LOSS
+            ours = entry_client_id + suffix
+            self._legs[broker_id] = ours
+            self._by_broker[broker_id] = ours
+            self._by_client[ours] = broker_id
+
+    def leg_id(self, broker_order_id: str | None) -> str | None:
+        """Our id for a leg Alpaca made, or None when ``broker_order_id`` is not a leg's."""
+        return self._legs.get(broker_order_id) if broker_order_id else None
 
     def client_id(self, broker_order_id: str | None) -> str | None:
         return self._by_broker.get(broker_order_id) if broker_order_id else None
@@ -119,10 +140,13 @@ def order_from_alpaca(data: dict[str, Any], ids: OrderIds | None = None) -> Orde
     qty = _decimal(data.get("qty"))
     ids = ids or OrderIds()
     legs = data.get("legs") or ()
+    order_id = ids.leg_id(data.get("id")) or data["client_order_id"]
+    if legs:
+        ids.learn_legs(order_id, legs)
     take_profit, stop_loss, stop_loss_limit = _leg_prices(legs)
     order_type = data.get("type") or data.get("order_type") or "market"
     return Order(
-        id=data["client_order_id"],
+        id=order_id,
         symbol=data.get("symbol") or "",
         side=_enum_or(Side, data.get("side"), Side.BUY),
         qty=qty if qty is not None else filled_qty,

@@ -35,13 +35,14 @@ from loguru import logger
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import WebSocketException
 
-from engine.alpaca.codec import FrameDecoder, MalformedFrame, control_messages, parse_rfc3339_ns
+from engine.alpaca.codec import FrameDecoder, MalformedFrame, control_messages
+from engine.alpaca.mapping import bar_from_alpaca
+from engine.circuit import CircuitBreaker
 from engine.core.bus import BoundedQueue, MessageBus, Topic
 from engine.core.clock import NS_PER_SECOND, Clock, ns_to_datetime
 from engine.core.errors import BrokerError, InputError
 from engine.core.events import Alert, Severity
 from engine.core.models import Bar
-from engine.core.prices import to_decimal
 from engine.health import HealthMonitor, Status
 
 COMPONENT = "alpaca.data"
@@ -197,7 +198,7 @@ class RestBarBackfill:
                         )
                 page = json.loads(text, parse_float=Decimal)
                 for symbol, rows in (page.get("bars") or {}).items():
-                    bars.extend(_rest_bar(symbol, row) for row in rows)
+                    bars.extend(bar_from_alpaca(symbol, row) for row in rows)
                 token = page.get("next_page_token")
                 if not token:
                     break
@@ -211,19 +212,6 @@ def _message_of(text: str) -> str:
         return str(json.loads(text).get("message", text))
     except (ValueError, AttributeError):
         return text[:200]
-
-
-def _rest_bar(symbol: str, row: dict) -> Bar:
-    return Bar(
-        symbol,
-        parse_rfc3339_ns(row["t"]),
-        to_decimal(row["o"]),
-        to_decimal(row["h"]),
-        to_decimal(row["l"]),
-        to_decimal(row["c"]),
-        int(row["v"]),
-        "1Min",
-    )
 
 
 class AlpacaMarketData:
@@ -267,6 +255,8 @@ class AlpacaMarketData:
         self._health = health
         self._default_backfill = RestBarBackfill(endpoints, feed=feed) if backfill is None else None
         self._backfill = backfill or self._default_backfill
+        # Gap fills stop asking a data service that keeps failing; see engine.circuit.
+        self.circuit = CircuitBreaker("data", health=health)
         self.silence_timeout_s = silence_timeout_s
         self._backoff_base_s = backoff_base_s
         self._backoff_cap_s = backoff_cap_s
@@ -669,15 +659,18 @@ class AlpacaMarketData:
         if not symbols or end_ns - start_minute < NS_PER_MINUTE:
             return
         try:
+            self.circuit.check()
             async with asyncio.timeout(self._backfill_timeout_s):
                 bars = await self._backfill(symbols, start_minute, end_ns)
         except (BrokerError, aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
+            self.circuit.failed(exc)
             self._alert(
                 Severity.WARNING,
                 f"could not backfill {(end_ns - start_ns) / NS_PER_SECOND:.0f} s of market data "
                 f"after a reconnect: {exc}",
             )
             return
+        self.circuit.succeeded()
         last_live = self._decoder.last_bar_ns
         published = 0
         for bar in bars:

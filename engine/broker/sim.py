@@ -85,6 +85,16 @@ Cancel and replace
     symbol and side; if it cannot be accepted the old order keeps working and
     gets ``order_replace_rejected`` with the reason.
 
+Brackets, OTO and OCO (``engine.execution.brackets``)
+    A bracket's or OTO's entry is a market or limit order; when it has filled
+    completely its legs are accepted (``new``): a take-profit limit (id
+    ``<entry>-tp``) and/or a stop-loss stop or stop-limit (``<entry>-sl``), on the
+    opposite side for the entry's quantity, matched like any order. An OCO order
+    is a limit at its take-profit; its stop leg is accepted with it. The first fill
+    of either leg of a pair cancels the other (``canceled``, "the other leg ...
+    filled"). Legs need take-profit above stop-loss when they sell, below when
+    they buy. With ``emulate_legs`` off, such orders are rejected instead.
+
 Persistence
     Each command, quote or session event that changes the account (a trailing
     stop's water mark moving included) is written to the file as ONE SQLite
@@ -153,10 +163,13 @@ from engine.core.prices import (
     on_tick_grid,
     symbol_tick_size,
 )
+from engine.execution.brackets import legs as bracket_legs
+from engine.execution.brackets import sibling_ids
 
 _LIMITS = frozenset({OrderType.LIMIT, OrderType.STOP_LIMIT})
 _STOPS = frozenset({OrderType.STOP, OrderType.STOP_LIMIT})
 _NEEDS_QUOTE = frozenset({OrderType.MARKET, OrderType.TRAILING_STOP})
+_ENTRY_CLASSES = frozenset({OrderClass.BRACKET, OrderClass.OTO})
 _MARKET_OR_LIMIT_ONLY = frozenset(
     {TimeInForce.IOC, TimeInForce.FOK, TimeInForce.OPG, TimeInForce.CLS}
 )
@@ -176,6 +189,9 @@ class SimVenueConfig:
     max_walk_levels: int = 10
     starting_cash: Decimal = Decimal("100000")
     multiplier: Decimal = Decimal("2")
+    # Bracket, OTO and OCO legs as orders of their own. A front end that cannot show legs
+    # (the local Alpaca server, whose API nests them in the parent) turns this off.
+    emulate_legs: bool = True
 
     def __post_init__(self) -> None:
         if not math.isfinite(self.latency_ms) or self.latency_ms < 0:
@@ -409,6 +425,27 @@ class SimBroker:
         self._changes.orders[order.id] = order
 
     def _accept(self, order: Order, updates: list[OrderUpdate]) -> None:
+        self._accept_one(order, updates)
+        if order.order_class is OrderClass.OCO and order.is_open and order.filled_qty == ZERO:
+            # An OCO order is the take-profit limit; its stop leg works beside it.
+            self._activate_legs(order, updates)
+
+    def _activate_legs(self, entry: Order, updates: list[OrderUpdate]) -> None:
+        """Bring ``entry``'s exit legs to life (see ``engine.execution.brackets``)."""
+        for leg in bracket_legs(entry, self._clock.now_ns()):
+            if leg.id not in self._account.orders:
+                self._accept_one(leg, updates)
+
+    def _cancel_siblings(self, order: Order, updates: list[OrderUpdate]) -> None:
+        """A leg's first fill cancels the other leg of its pair."""
+        for sibling_id in sibling_ids(order):
+            sibling = self._account.orders.get(sibling_id)
+            if sibling is not None and sibling.is_open:
+                reason = f"the other leg {order.id} filled"
+                self._close(sibling, OrderStatus.CANCELED, reason)
+                updates.append(self._update(TradeEvent.CANCELED, sibling, reason=reason))
+
+    def _accept_one(self, order: Order, updates: list[OrderUpdate]) -> None:
         self._record(order)
         order.status = OrderStatus.NEW
         state = self._account.working[order.id] = WorkingState()
@@ -435,7 +472,8 @@ class SimBroker:
             return
         updates: list[OrderUpdate] = []
         for order in tuple(orders):  # a copy: an order that fills leaves the list
-            self._match_resting(order, quote, updates)
+            if order.is_open:  # a leg's fill may have cancelled its sibling in this loop
+                self._match_resting(order, quote, updates)
         if updates or self._changes:
             self._commit(updates)
 
@@ -573,6 +611,10 @@ class SimBroker:
         updates.append(self._update(event, order, fill=fill, position_qty=position.qty))
         if done:
             self._retire(order)
+        if first:
+            self._cancel_siblings(order, updates)
+        if done and order.order_class in _ENTRY_CLASSES:
+            self._activate_legs(order, updates)
 
     def _apply_fill(self, fill: Fill) -> Position:
         """Move cash and the position; realize P&L on the part that closes."""
@@ -648,7 +690,11 @@ class SimBroker:
         if not instrument.tradable:
             return f"{symbol} is not tradable"
         if order.order_class is not OrderClass.SIMPLE:
-            return "bracket, OCO and OTO orders are not emulated by the sim venue yet"
+            if not self._config.emulate_legs:
+                return "bracket, OCO and OTO orders are not emulated by this venue"
+            problem = _legs_problem(order)
+            if problem:
+                return problem
         if order.qty <= ZERO:
             return "the order quantity must be positive"
         if not instrument.fractionable and order.qty != order.qty.to_integral_value():
@@ -887,4 +933,32 @@ def _quote_problem(side: Side, symbol: str, quote: Quote | None) -> str:
     touch = quote.ask if side is Side.BUY else quote.bid
     if touch <= ZERO:
         return f"no {'ask' if side is Side.BUY else 'bid'} for {symbol} right now"
+    return ""
+
+
+def _legs_problem(order: Order) -> str:
+    """Why a bracket, OTO or OCO order's legs cannot work, or "" when they can."""
+    take, stop = order.take_profit_price, order.stop_loss_price
+    if order.order_class is OrderClass.OCO:
+        if take is None or stop is None:
+            return "an OCO order needs a take-profit and a stop-loss price"
+        if order.type is not OrderType.LIMIT or order.limit_price != take:
+            return "an OCO order is a limit order at its take-profit price"
+        exit_side = order.side
+    else:
+        if order.type not in (OrderType.MARKET, OrderType.LIMIT):
+            return f"a {order.order_class.value} order's entry must be a market or limit order"
+        if order.order_class is OrderClass.BRACKET and (take is None or stop is None):
+            return "a bracket order needs a take-profit and a stop-loss price"
+        if take is None and stop is None:
+            return "an OTO order needs a take-profit or a stop-loss price"
+        exit_side = order.side.opposite
+    for price in (take, stop, order.stop_loss_limit_price):
+        if price is not None and price <= ZERO:
+            return "take-profit and stop-loss prices must be positive"
+    if take is not None and stop is not None:
+        if exit_side is Side.SELL and take <= stop:
+            return f"the take-profit {take} must be above the stop-loss {stop}"
+        if exit_side is Side.BUY and take >= stop:
+            return f"the take-profit {take} must be below the stop-loss {stop}"
     return ""

@@ -34,7 +34,15 @@ def is_option_symbol(symbol: str) -> bool:
 
 def contract_multiplier(symbol: str) -> Decimal:
     """Shares per unit of ``symbol``: 100 per standard equity option contract, 1 per share."""
-    return OPTION_MULTIPLIER if is_option_symbol(symbol) else ONE
+    multiplier = _MULTIPLIERS.get(symbol)
+    if multiplier is None:  # asked on every fill and mark: remember the answer per symbol
+        multiplier = OPTION_MULTIPLIER if is_option_symbol(symbol) else ONE
+        if len(_MULTIPLIERS) < 100_000:
+            _MULTIPLIERS[symbol] = multiplier
+    return multiplier
+
+
+_MULTIPLIERS: dict[str, Decimal] = {}
 
 
 def tick_size(price: Decimal) -> Decimal:

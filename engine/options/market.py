@@ -88,6 +88,9 @@ class OptionMarket:
         self._quote_contracts = quote_contracts
         self._service = service
         self._watched: dict[str, set[str]] = {}  # underlying -> watched OCC symbols
+        # Called with each contract as it starts being watched, so a venue's feed can quote it
+        # at once where this market does not (``quote_contracts`` off).
+        self.on_watch: list[Callable[[str], None]] = []
         service.on_reprice.append(self._repriced)
 
     # -- contracts ---------------------------------------------------------------------------
@@ -146,7 +149,13 @@ class OptionMarket:
             logger.debug("quoting option {}", symbol)
             if self._quote_contracts:
                 self._publish(chain, (symbol,))
+            for listener in self.on_watch:
+                listener(symbol)
         return True
+
+    def watched(self, underlying: str) -> frozenset[str]:
+        """The contracts of ``underlying`` being quoted."""
+        return frozenset(self._watched.get(underlying, ()))
 
     def watch_held(self) -> None:
         """Watch every option position (after a restart, so held contracts get marked)."""

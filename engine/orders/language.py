@@ -17,11 +17,23 @@ Grammar::
           mkt|market               explicit market order; takes no price
           day|gtc|ioc|fok|opg|cls  time in force (default day)
           ext                      extended hours (risk decides where Alpaca allows it)
+        an algo works the order as a parent over time (market or limit orders only):
+          twap DURATION [slices N] equal slices over DURATION (30m, 1h, 1h30m, 90s)
+          vwap DURATION | vwap until HH:MM
+                                   slices along the intraday volume curve, until a New York time
+          pov PERCENT% [min QTY] [max QTY]
+                                   a percentage of the traded volume, in clips of min to max
+          iceberg QTY              show QTY at the limit price; needs a limit price
+        attached exits (a market or limit entry; not with an algo):
+          tp PRICE                 take-profit limit; with sl a bracket, alone an OTO
+          sl PRICE [sll PRICE]     stop-loss stop (sll: its limit); with tp a bracket
+          oco tp PRICE sl PRICE    no entry: an exit pair, one cancels the other
     cancel ID | cancel all
     replace ID [qty QTY] [px|price|lmt|limit|@ PRICE] [stp|stop PRICE]
         at least one change, in any order; px and its synonyms set the limit
         price, stp and stop set the stop price
     flatten SYMBOL | flatten all
+    pause ALGO | resume ALGO   an algo's parent order (cancel ALGO cancels it and its children)
     kill
     reset-kill
 
@@ -44,12 +56,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from datetime import time
 from decimal import Decimal
 from typing import TypeAlias
 
 from engine.core.errors import InputError
-from engine.core.models import OrderRequest, OrderType, Side, TimeInForce
+from engine.core.models import OrderClass, OrderRequest, OrderType, Side, TimeInForce
+from engine.execution.spec import AlgoSpec, IcebergSpec, PovSpec, TwapSpec, VwapSpec
 from engine.options.occ import format_occ, parse_occ
 
 
@@ -72,6 +86,28 @@ class SubmitOrder:
     """Send a new order (``request.source`` is "manual")."""
 
     request: OrderRequest
+
+
+@dataclass(slots=True, frozen=True)
+class SubmitAlgo:
+    """Start an execution algo working ``request`` as a parent order."""
+
+    request: OrderRequest
+    spec: AlgoSpec
+
+
+@dataclass(slots=True, frozen=True)
+class PauseAlgo:
+    """Pause an algo's parent order; ``parent_ref`` is its id as typed ("algo-3", "3")."""
+
+    parent_ref: str
+
+
+@dataclass(slots=True, frozen=True)
+class ResumeAlgo:
+    """Resume a paused algo's parent order."""
+
+    parent_ref: str
 
 
 @dataclass(slots=True, frozen=True)
@@ -114,10 +150,19 @@ class ResetKill:
 
 
 Command: TypeAlias = (
-    SubmitOrder | CancelOrder | CancelAll | ReplaceOrder | Flatten | Kill | ResetKill
+    SubmitOrder
+    | SubmitAlgo
+    | PauseAlgo
+    | ResumeAlgo
+    | CancelOrder
+    | CancelAll
+    | ReplaceOrder
+    | Flatten
+    | Kill
+    | ResetKill
 )
 
-_VERBS_HELP = "buy, sell, cancel, replace, flatten, kill or reset-kill"
+_VERBS_HELP = "buy, sell, cancel, replace, flatten, pause, resume, kill or reset-kill"
 _SIDES = {"b": Side.BUY, "buy": Side.BUY, "s": Side.SELL, "sell": Side.SELL}
 _TIFS = {tif.value: tif for tif in TimeInForce}
 _MARKET_WORDS = frozenset({"mkt", "market"})
@@ -138,6 +183,11 @@ _SYMBOL_RE = re.compile(r"[A-Za-z][A-Za-z0-9./]{0,9}")
 _OCC_LIKE_RE = re.compile(r"[A-Za-z][A-Za-z0-9.]{0,5}[0-9]{6}[CPcp][0-9]+")
 _TOKEN_RE = re.compile(r"@|[^\s@]+")
 _SHORTHAND_RE = re.compile(r"[0-9.,]+[kKmM]")
+_DURATION_RE = re.compile(r"(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+)s)?")
+_CLOCK_RE = re.compile(r"([01]?[0-9]|2[0-3]):([0-5][0-9])")
+_ALGO_WORDS = frozenset({"twap", "vwap", "pov", "iceberg"})
+_CLIP_WORDS = frozenset({"min", "max"})
+_LEG_WORDS = frozenset({"tp", "sl", "sll"})
 
 
 @dataclass(slots=True, frozen=True)
@@ -172,7 +222,9 @@ def parse(line: str) -> Command:
         )
     verb = tokens[0].word
     if verb in _SIDES:
-        return SubmitOrder(_parse_order(_SIDES[verb], tokens))
+        return _parse_order(_SIDES[verb], tokens)
+    if verb in ("pause", "resume"):
+        return _parse_algo_control(tokens)
     if verb == "cancel":
         return _parse_cancel(tokens)
     if verb == "replace":
@@ -186,6 +238,24 @@ def parse(line: str) -> Command:
         _expect_end(tokens, 1)
         return ResetKill()
     raise _error(f"'{tokens[0].text}' is not an order verb; expected {_VERBS_HELP}", tokens[0])
+
+
+def parse_algo(text: str) -> AlgoSpec | None:
+    """The algo an order line's tail names (``twap 30m``, ``vwap until 15:30``, ``pov 10%``,
+    ``iceberg 500``), None for an empty tail; ``InputError`` (one sentence) otherwise. Bots
+    take their ``algo`` parameter in this form."""
+    if not text.strip():
+        return None
+    try:
+        command = parse(f"buy 1 X {text}")
+    except OrderSyntaxError as error:
+        raise InputError(f"'{text}' is not an execution algo: {error}") from None
+    if not isinstance(command, SubmitAlgo):
+        raise InputError(
+            f"'{text}' is not an execution algo; write e.g. twap 30m, vwap 1h, pov 10% or "
+            "iceberg 500"
+        )
+    return command.spec
 
 
 def _expect_end(tokens: list[_Token], index: int) -> None:
@@ -255,6 +325,11 @@ class _OrderFields:
     stop: tuple[Decimal, _Token] | None = None
     trail: tuple[Decimal, bool, _Token] | None = None
     ext: _Token | None = None
+    algo: tuple[AlgoSpec, _Token] | None = None
+    slices: tuple[int, _Token] | None = None
+    clips: dict[str, tuple[Decimal, _Token]] = field(default_factory=dict)
+    legs: dict[str, tuple[Decimal, _Token]] = field(default_factory=dict)
+    oco: _Token | None = None
 
     def priced_by(self) -> _Token | None:
         """The token that gave the first price of any kind, if any."""
@@ -268,7 +343,7 @@ def _twice(token: _Token, earlier: _Token, what: str) -> OrderSyntaxError:
     return _error(f"'{token.text}' gives a second {what}", token)
 
 
-def _parse_order(side: Side, tokens: list[_Token]) -> OrderRequest:
+def _parse_order(side: Side, tokens: list[_Token]) -> SubmitOrder | SubmitAlgo:
     qty = _quantity(_argument(tokens, 1, f"missing quantity after '{tokens[0].text}'"))
     symbol = _symbol(_argument(tokens, 2, "missing symbol after the quantity"))
     said = _OrderFields()
@@ -321,11 +396,193 @@ def _parse_order(side: Side, tokens: list[_Token]) -> OrderRequest:
         elif _PRICE_RE.fullmatch(token.text):
             _check_priceable(said, token, stop=False)
             said.limit = (_price(token, None), token)
+        elif word in _ALGO_WORDS or word in _CLIP_WORDS or word == "slices":
+            i = _parse_algo_word(tokens, i, said)
+        elif word in _LEG_WORDS or word == "oco":
+            i = _parse_leg_word(tokens, i, said)
         elif token.text[:1] in ("$", ".") or token.text[:1].isdigit():
             raise _error(f"'{token.text}' is not a price", token)
         else:
             raise _error(f"unexpected '{token.text}' after the order", token)
-    return _request(side, qty, symbol, said)
+    request = _request(side, qty, symbol, said)
+    if said.algo is not None:
+        return SubmitAlgo(request, _finish_algo(said, request))
+    if said.legs or said.oco is not None:
+        return SubmitOrder(_with_legs(request, said, tokens[-1]))
+    return SubmitOrder(request)
+
+
+def _parse_algo_word(tokens: list[_Token], i: int, said: _OrderFields) -> int:
+    """One algo keyword and its argument at ``tokens[i - 1]``; the index after them."""
+    token = tokens[i - 1]
+    word = token.word
+    if word in _CLIP_WORDS or word == "slices":
+        argument = _argument(tokens, i, f"'{token.text}' needs a quantity after it")
+        earlier = said.slices[1] if word == "slices" and said.slices else None
+        earlier = earlier or (said.clips[word][1] if word in said.clips else None)
+        if earlier is not None:
+            raise _error(f"'{token.text}' given twice", token)
+        if word == "slices":
+            if not argument.text.isdigit() or int(argument.text) < 1:
+                raise _error(f"'{argument.text}' is not a number of slices", argument)
+            said.slices = (int(argument.text), token)
+        else:
+            said.clips[word] = (_quantity(argument), token)
+        return i + 1
+    if said.algo is not None:
+        raise _twice(token, said.algo[1], "algo")
+    if word == "vwap":
+        first = _argument(tokens, i, "'vwap' needs a duration (1h) or 'until HH:MM' after it")
+        if first.word == "until":
+            clock = _argument(tokens, i + 1, "'until' needs a time such as 15:30 after it")
+            said.algo = (VwapSpec(until=_clock_time(clock)), token)
+            return i + 2
+        said.algo = (VwapSpec(duration_s=_duration(first)), token)
+        return i + 1
+    if word == "twap":
+        argument = _argument(tokens, i, "'twap' needs a duration such as 30m after it")
+        said.algo = (TwapSpec(_duration(argument)), token)
+    elif word == "pov":
+        argument = _argument(tokens, i, "'pov' needs a percentage such as 10% after it")
+        said.algo = (PovSpec(_participation(argument)), token)
+    else:
+        argument = _argument(tokens, i, "'iceberg' needs a display quantity after it")
+        said.algo = (IcebergSpec(_quantity(argument)), token)
+    return i + 1
+
+
+def _duration(token: _Token) -> int:
+    """Seconds in ``30m``, ``1h``, ``1h30m``, ``90s``."""
+    match = _DURATION_RE.fullmatch(token.word)
+    if not token.text or match is None:
+        raise _error(f"'{token.text}' is not a duration; write it as 30m, 1h, 1h30m or 90s", token)
+    hours, minutes, seconds = (int(part or 0) for part in match.groups())
+    total = hours * 3600 + minutes * 60 + seconds
+    if total <= 0:
+        raise _error(f"'{token.text}' is not a duration; it must be more than zero", token)
+    return total
+
+
+def _clock_time(token: _Token) -> time:
+    match = _CLOCK_RE.fullmatch(token.text)
+    if match is None:
+        raise _error(f"'{token.text}' is not a time of day; write it as 15:30", token)
+    return time(int(match.group(1)), int(match.group(2)))
+
+
+def _participation(token: _Token) -> Decimal:
+    if _PERCENT_RE.fullmatch(token.text) is None:
+        raise _error(f"'pov' needs a percentage such as 10%, got '{token.text}'", token)
+    rate = _number(token.text[:-1])
+    if not 0 < rate <= 100:
+        raise _error(
+            f"'{token.text}' is not a participation; it must be above 0% and at most 100%", token
+        )
+    return rate
+
+
+def _finish_algo(said: _OrderFields, request: OrderRequest) -> AlgoSpec:
+    """The algo's spec with its options, after checking the order it works can be sliced."""
+    spec, token = said.algo
+    for other in (said.stop, said.trail):
+        if other is not None:
+            raise _error(
+                f"'{other[-1].text}' conflicts with '{token.text}'; an algo works a market or "
+                "limit order",
+                other[-1],
+            )
+    if said.legs or said.oco is not None:
+        leg = said.oco or min((t for _, t in said.legs.values()), key=lambda t: t.pos)
+        raise _error(
+            f"'{leg.text}' conflicts with '{token.text}'; take-profit and stop-loss legs go on "
+            "single orders",
+            leg,
+        )
+    if said.slices is not None and not isinstance(spec, TwapSpec):
+        raise _error(f"'{said.slices[1].text}' only goes with twap", said.slices[1])
+    if said.clips and not isinstance(spec, PovSpec):
+        clip = min((t for _, t in said.clips.values()), key=lambda t: t.pos)
+        raise _error(f"'{clip.text}' only goes with pov", clip)
+    if isinstance(spec, TwapSpec) and said.slices is not None:
+        return TwapSpec(spec.duration_s, said.slices[0])
+    if isinstance(spec, PovSpec) and said.clips:
+        low = said.clips.get("min")
+        high = said.clips.get("max")
+        if low is not None and high is not None and high[0] < low[0]:
+            raise _error(f"'{high[1].text}' clip is below the min clip", high[1])
+        return PovSpec(spec.rate_pct, low and low[0], high and high[0])
+    if isinstance(spec, IcebergSpec) and request.limit_price is None:
+        raise _error(f"'{token.text}' needs a limit price; add lmt PRICE", token)
+    return spec
+
+
+def _parse_leg_word(tokens: list[_Token], i: int, said: _OrderFields) -> int:
+    token = tokens[i - 1]
+    word = token.word
+    if word == "oco":
+        if said.oco is not None:
+            raise _error(f"'{token.text}' given twice", token)
+        said.oco = token
+        return i
+    names = {"tp": "take-profit price", "sl": "stop-loss price", "sll": "stop-loss limit price"}
+    argument = _argument(tokens, i, f"'{token.text}' needs a {names[word]} after it")
+    if word in said.legs:
+        raise _error(f"'{token.text}' given twice", token)
+    said.legs[word] = (_price(argument, token), token)
+    return i + 1
+
+
+def _with_legs(request: OrderRequest, said: _OrderFields, last: _Token) -> OrderRequest:
+    """``request`` with its take-profit and stop-loss legs: a bracket, an OTO or an OCO."""
+    legs = said.legs
+    take, stop, stop_limit = (legs.get(name) for name in ("tp", "sl", "sll"))
+    first = said.oco or min((t for _, t in legs.values()), key=lambda t: t.pos)
+    if stop_limit is not None and stop is None:
+        raise _error(f"'{stop_limit[1].text}' needs 'sl PRICE' before it", stop_limit[1])
+    if said.oco is not None:
+        if take is None or stop is None:
+            raise _missing("'oco' needs both 'tp PRICE' and 'sl PRICE'", last)
+        priced = said.priced_by() or said.market
+        if priced is not None:
+            raise _error(
+                f"'{priced.text}' conflicts with 'oco'; an OCO's prices are its tp and sl", priced
+            )
+    elif request.type not in (OrderType.MARKET, OrderType.LIMIT):
+        raise _error(
+            f"'{first.text}' needs a market or limit entry order, not a {request.type.value}",
+            first,
+        )
+    if take is not None and stop is not None:
+        # The legs close the position: a long's take-profit is above its stop, a short's below.
+        long_exit = (request.side if said.oco is not None else request.side.opposite) is Side.SELL
+        if (take[0] <= stop[0]) if long_exit else (take[0] >= stop[0]):
+            where = "above" if long_exit else "below"
+            raise _error(
+                f"the take-profit {_plain(take[0])} must be {where} the stop-loss "
+                f"{_plain(stop[0])}",
+                take[1],
+            )
+    if said.oco is not None:
+        order_class = OrderClass.OCO
+    elif take is not None and stop is not None:
+        order_class = OrderClass.BRACKET
+    else:
+        order_class = OrderClass.OTO
+    return replace(
+        request,
+        type=OrderType.LIMIT if said.oco is not None else request.type,
+        limit_price=take[0] if said.oco is not None else request.limit_price,
+        order_class=order_class,
+        take_profit_price=take and take[0],
+        stop_loss_price=stop and stop[0],
+        stop_loss_limit_price=stop_limit and stop_limit[0],
+    )
+
+
+def _parse_algo_control(tokens: list[_Token]) -> PauseAlgo | ResumeAlgo:
+    ref = _argument(tokens, 1, f"'{tokens[0].text}' needs an algo id after it")
+    _expect_end(tokens, 2)
+    return PauseAlgo(ref.text) if tokens[0].word == "pause" else ResumeAlgo(ref.text)
 
 
 def _check_priceable(said: _OrderFields, token: _Token, *, stop: bool) -> None:
@@ -492,6 +749,9 @@ def format_request(request: OrderRequest) -> str:
     ``ValueError``.
     """
     parts = [request.side.value, _plain(request.qty), request.symbol]
+    if request.order_class is OrderClass.OCO:
+        # An OCO's limit is its take-profit: the legs say everything.
+        return " ".join([*parts, "oco", *_legs_text(request), *_tail_text(request)])
     match request.type:
         case OrderType.LIMIT:
             parts += ["lmt", _money(_required(request.limit_price, request, "limit price"))]
@@ -505,11 +765,62 @@ def format_request(request: OrderRequest) -> str:
                 parts += ["trail", f"{_plain(request.trail_percent)}%"]
             else:
                 parts += ["trail", _money(_required(request.trail_price, request, "trail"))]
+    return " ".join([*parts, *_legs_text(request), *_tail_text(request)])
+
+
+def _legs_text(request: OrderRequest) -> list[str]:
+    parts = []
+    if request.take_profit_price is not None:
+        parts += ["tp", _money(request.take_profit_price)]
+    if request.stop_loss_price is not None:
+        parts += ["sl", _money(request.stop_loss_price)]
+    if request.stop_loss_limit_price is not None:
+        parts += ["sll", _money(request.stop_loss_limit_price)]
+    return parts
+
+
+def _tail_text(request: OrderRequest) -> list[str]:
+    parts = []
     if request.tif is not TimeInForce.DAY:
         parts.append(request.tif.value)
     if request.extended_hours:
         parts.append("ext")
-    return " ".join(parts)
+    return parts
+
+
+def _duration_text(seconds: int) -> str:
+    """``5400`` -> ``1h30m``; the form ``_duration`` reads."""
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return "".join(f"{n}{unit}" for n, unit in ((hours, "h"), (minutes, "m"), (secs, "s")) if n)
+
+
+def format_algo(request: OrderRequest, spec: AlgoSpec) -> str:
+    """The canonical line for an algo order, e.g. ``buy 5000 AAPL twap 30m``.
+
+    ``parse`` of the result gives back ``SubmitAlgo(request, spec)`` (request as in
+    ``format_request``).
+    """
+    words = format_request(request).split(" ")
+    head, tail = words[:3], words[3:]
+    match spec:
+        case TwapSpec(duration_s=duration, slices=slices):
+            algo = ["twap", _duration_text(duration)]
+            if slices is not None:
+                algo += ["slices", str(slices)]
+        case VwapSpec(until=until) if until is not None:
+            algo = ["vwap", "until", until.strftime("%H:%M")]
+        case VwapSpec(duration_s=duration):
+            algo = ["vwap", _duration_text(duration or 0)]
+        case PovSpec(rate_pct=rate, min_clip=low, max_clip=high):
+            algo = ["pov", f"{_plain(rate)}%"]
+            if low is not None:
+                algo += ["min", _plain(low)]
+            if high is not None:
+                algo += ["max", _plain(high)]
+        case IcebergSpec(display_qty=display):
+            algo = ["iceberg", _plain(display)]
+    return " ".join([*head, *algo, *tail])
 
 
 def complete_symbol(prefix: str, symbols: Iterable[str]) -> list[str]:

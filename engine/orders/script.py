@@ -16,6 +16,7 @@ import re
 from collections import deque
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from loguru import logger
 
@@ -29,11 +30,17 @@ from engine.orders.language import (
     CancelOrder,
     Flatten,
     Kill,
+    PauseAlgo,
     ReplaceOrder,
     ResetKill,
+    ResumeAlgo,
+    SubmitAlgo,
     SubmitOrder,
     parse,
 )
+
+if TYPE_CHECKING:
+    from engine.execution import ExecutionService, ParentResult
 
 
 class Outcome(StrEnum):
@@ -60,9 +67,16 @@ class OrderScript:
     """Feeds order lines to the OMS at deterministic points (called after every market event)."""
 
     def __init__(
-        self, oms: OrderManager, market: MarketView, lines: list[str] | None = None
+        self,
+        oms: OrderManager,
+        market: MarketView,
+        lines: list[str] | None = None,
+        *,
+        execution: ExecutionService | None = None,
     ) -> None:
+        """``execution`` runs algo lines (``twap``, ``pause``, ...); without it they are refused."""
         self._oms = oms
+        self._execution = execution
         self._market = market
         self._queue: deque[tuple[int, str]] = deque()
         self._numbered = 0
@@ -115,7 +129,7 @@ class OrderScript:
                 self._record(number, text, Outcome.ERROR, str(error))
                 continue
             if (
-                isinstance(command, SubmitOrder)
+                isinstance(command, SubmitOrder | SubmitAlgo)
                 and self._market.quote(command.request.symbol) is None
             ):
                 return  # wait for the first quote of this symbol
@@ -147,7 +161,7 @@ class OrderScript:
         match command:
             case SubmitOrder(request=request):
                 return self._order_result(number, text, oms.submit(request), "accepted as")
-            case CancelOrder(order_ref=ref):
+            case CancelOrder(order_ref=ref) if not self._is_algo(ref):
                 self._command_result(number, text, oms.cancel(ref))
             case CancelAll():
                 self._command_result(number, text, oms.cancel_all())
@@ -161,6 +175,10 @@ class OrderScript:
                 if not ok:
                     message = "; ".join(r.message for r in results if not r.accepted)
                 self._record(number, text, Outcome.DONE if ok else Outcome.REJECTED, message)
+            case SubmitAlgo() | PauseAlgo() | ResumeAlgo():
+                self._algo_result(number, text, command)
+            case CancelOrder():
+                self._algo_result(number, text, command)
             case Kill():
                 oms.kill()
                 self._record(number, text, Outcome.DONE, "kill switch engaged")
@@ -168,6 +186,30 @@ class OrderScript:
                 oms.reset_kill()
                 self._record(number, text, Outcome.DONE, "kill switch reset")
         return False
+
+    @staticmethod
+    def _is_algo(ref: str) -> bool:
+        """An algo parent's id ("algo-3"), which ``cancel`` hands to the execution service."""
+        return ref.lower().startswith("algo-")
+
+    def _algo_result(self, number: int, text: str, command: object) -> None:
+        execution = self._execution
+        if execution is None:
+            self._record(number, text, Outcome.REJECTED, "algos are not available in this run")
+            return
+        result: ParentResult
+        match command:
+            case SubmitAlgo(request=request, spec=spec):
+                result = execution.submit(request, spec)
+            case PauseAlgo(parent_ref=ref):
+                result = execution.pause(ref)
+            case ResumeAlgo(parent_ref=ref):
+                result = execution.resume(ref)
+            case CancelOrder(order_ref=ref):
+                result = execution.cancel(ref)
+        outcome = Outcome.DONE if result.accepted else Outcome.REJECTED
+        parent_id = result.parent.id if result.parent is not None else None
+        self._record(number, text, outcome, result.message, parent_id)
 
     def _order_result(self, number: int, text: str, result: SubmitResult, sent_as: str) -> bool:
         """Record a submit or replace; True when its order went out and the script waits for it."""

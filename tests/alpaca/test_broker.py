@@ -11,7 +11,7 @@ import asyncio
 import json
 import sqlite3
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -686,7 +686,7 @@ def test_a_version_1_journal_migrates_to_simple_orders(tmp_path):
     db.close()
     journal = Journal(path)
     (order,) = journal.load_orders()
-    assert (journal.schema_version, SCHEMA_VERSION) == (2, 2)
+    assert (journal.schema_version, SCHEMA_VERSION) == (3, 3)
     journal.close()
     assert (order.id, order.order_class, order.take_profit_price) == (
         "td-1",
@@ -744,7 +744,7 @@ def test_a_journaled_bracket_request_comes_back_whole(tmp_path):
     assert rejection.request == request
 
 
-def test_the_sim_venue_refuses_bracket_orders_with_one_sentence():
+def test_the_sim_venue_refuses_a_bracket_with_its_legs_inverted_in_one_sentence():
     bus = MessageBus()
     updates: list[OrderUpdate] = []
     bus.subscribe(Topic.ORDER_UPDATE, updates.append)
@@ -760,11 +760,10 @@ def test_the_sim_venue_refuses_bracket_orders_with_one_sentence():
     )
     asyncio.run(venue.start())
     bus.publish(Topic.QUOTE, Quote("AAPL", clock.now_ns(), Decimal(100), 10, Decimal("100.02"), 10))
-    venue.submit(_bracket("td-1"))
+    # The sim venue emulates brackets (tests/execution/test_brackets.py); a buy's take-profit
+    # below its stop-loss cannot work.
+    venue.submit(replace(_bracket("td-1"), take_profit_price=Decimal(80)))
     clock.advance_by(1_000_000_000)
     assert [(u.event, u.reason) for u in updates] == [
-        (
-            TradeEvent.REJECTED,
-            "bracket, OCO and OTO orders are not emulated by the sim venue yet",
-        )
+        (TradeEvent.REJECTED, "the take-profit 80 must be above the stop-loss 90")
     ]

@@ -322,3 +322,62 @@ def test_a_calendar_day_is_new_york_time():
     day = trading_day_from_alpaca({"date": "2022-05-16", "open": "09:30", "close": "16:00"})
     # 09:30 EDT is 13:30 UTC.
     assert day.open_ns == parse_ts_ns("2022-05-16T13:30:00Z")
+
+
+def _order_json(**fields) -> dict:
+    """An Alpaca order in the trading API's response shape (its EquityOrderResponse example)."""
+    base = {
+        "id": "7b08df51-c1ac-453c-99f9-323a5f075f0d",
+        "client_order_id": "td-240315093000-7",
+        "created_at": "2024-03-15T13:31:24.668464435Z",
+        "updated_at": "2024-03-15T13:31:24.668464435Z",
+        "symbol": "AAPL",
+        "side": "buy",
+        "qty": "100",
+        "filled_qty": "0",
+        "filled_avg_price": None,
+        "type": "limit",
+        "order_type": "limit",
+        "limit_price": "187",
+        "stop_price": None,
+        "time_in_force": "gtc",
+        "status": "accepted",
+        "order_class": "bracket",
+        "legs": None,
+    }
+    return base | fields
+
+
+def test_alpaca_bracket_legs_take_the_engines_leg_ids():
+    take_profit = _order_json(
+        id="leg-tp-1", client_order_id="a1b2", side="sell", limit_price="192", status="held"
+    )
+    stop_loss = _order_json(
+        id="leg-sl-1",
+        client_order_id="c3d4",
+        side="sell",
+        type="stop",
+        order_type="stop",
+        limit_price=None,
+        stop_price="184",
+        status="held",
+    )
+    ids = OrderIds()
+    entry = order_from_alpaca(_order_json(legs=[take_profit, stop_loss]), ids)
+    assert (entry.take_profit_price, entry.stop_loss_price) == (Decimal(192), Decimal(184))
+    update = order_update_from_alpaca(
+        {
+            "event": "fill",
+            "timestamp": "2024-03-15T14:02:11.5Z",
+            "execution_id": "ex-9",
+            "qty": "100",
+            "price": "192",
+            "order": take_profit | {"status": "filled", "filled_qty": "100"},
+        },
+        ids,
+    )
+    assert (update.order_id, update.fill.order_id) == (
+        "td-240315093000-7-tp",
+        "td-240315093000-7-tp",
+    )
+    assert ids.broker_id("td-240315093000-7-sl") == "leg-sl-1"

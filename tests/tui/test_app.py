@@ -409,6 +409,17 @@ async def test_f10_fills_the_screen_with_the_current_pane_and_puts_it_back(conso
 
 
 @pytest.mark.asyncio
+async def test_f9_focuses_risk_then_health_then_risk(console):
+    app, _ = console()
+    async with app.run_test(size=(120, 40)) as pilot:
+        seen = []
+        for _ in range(3):
+            await pilot.press("f9")
+            seen.append(app.main.current_pane)
+        assert seen == ["risk", "health", "risk"]
+
+
+@pytest.mark.asyncio
 async def test_a_maximized_pane_keeps_the_status_bar_at_the_top(console):
     app, _ = console()
     async with app.run_test(size=(120, 40)) as pilot:

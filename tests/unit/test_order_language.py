@@ -217,7 +217,7 @@ def test_reset_kill_releases_the_kill_switch():
         (
             "bux 100 aapl",
             "'bux' is not an order verb; expected buy, sell, cancel, replace, flatten, "
-            "kill or reset-kill",
+            "pause, resume, kill or reset-kill",
             "bux",
             0,
         ),

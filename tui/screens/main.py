@@ -30,10 +30,12 @@ from textual.widgets import Footer, Input, Static
 
 from engine.client import Cursor, EngineClient, EngineSnapshot, Outcome
 from engine.config import Settings
+from engine.core.errors import TickdeckError
 from engine.core.models import Side
 from tui.messages import Say, Tone
 from tui.screens.confirm import ConfirmKill, ConfirmOrder, KillChoice
 from tui.widgets.blotter import Blotter
+from tui.widgets.bots_pane import BotsPane
 from tui.widgets.chart import Chart
 from tui.widgets.format import fmt_price
 from tui.widgets.health_pane import HealthPane
@@ -50,9 +52,9 @@ NEW_YORK = ZoneInfo("America/New_York")
 _NS_PER_SECOND = 1_000_000_000
 PORTFOLIO_EVERY_S = 3.0  # wall seconds between portfolio greeks/VaR pulls (not per frame)
 
-PANES = ("quotes", "blotter", "positions", "risk", "health", "chart", "options")
+PANES = ("quotes", "blotter", "positions", "risk", "health", "chart", "options", "bots")
 """Pane ids, in the order the layout places them."""
-SECONDARY = ("blotter", "positions", "risk", "health", "chart", "options")
+SECONDARY = ("blotter", "positions", "risk", "health", "chart", "options", "bots")
 """The panes that share the lower half of a small terminal, one at a time."""
 PANE_TITLES = {
     "quotes": "Quotes",
@@ -62,6 +64,7 @@ PANE_TITLES = {
     "health": "Health",
     "chart": "Chart",
     "options": "Options",
+    "bots": "Bots",
 }
 
 
@@ -170,6 +173,7 @@ class MainScreen(Screen[None]):
         self.secondary = "blotter"  # the one secondary pane a small terminal shows
         self.chart_shown = False
         self.options_shown = False
+        self.bots_shown = False
         self._panes: tuple[Pane, ...] = ()
         self._pulling = False
 
@@ -183,6 +187,7 @@ class MainScreen(Screen[None]):
             yield RiskPane(id="risk")
             yield Chart(id="chart")
             yield OptionsPane(id="options")
+            yield BotsPane(id="bots")
             yield Blotter(id="blotter")
             yield HealthPane(id="health")
         yield MessageLine(id="messages")
@@ -237,6 +242,10 @@ class MainScreen(Screen[None]):
         self._pulling = True
         try:
             snapshot = await self.client.snapshot(self.cursor)
+        except TickdeckError as error:
+            # An attached engine went away (or refused): leave, saying why, not with a traceback.
+            self.app.exit(return_code=1, message=f"tickdeck: {error}")
+            return
         finally:
             self._pulling = False
         self.cursor = snapshot.cursor
@@ -246,6 +255,8 @@ class MainScreen(Screen[None]):
                 pane.apply(snapshot)
             self.query_one(StatusBar).apply(snapshot)
             self.message_line.show_alerts(snapshot.alerts)
+        if self.bots_shown:
+            await self.pull_bots()
         entry = self.order_entry
         symbol = entry.previewed_symbol
         if symbol is not None and (
@@ -344,6 +355,14 @@ class MainScreen(Screen[None]):
         event.stop()
         self.prefill(f"replace {event.order_id} px ")
 
+    @on(Blotter.PauseRequested)
+    async def _pause_requested(self, event: Blotter.PauseRequested) -> None:
+        event.stop()
+        verb = "resume" if event.resume else "pause"
+        outcome = await self.client.execute(f"{verb} {event.order_id}")
+        self.say(outcome.message, Tone.SUCCESS if outcome.ok else Tone.ERROR)
+        await self.pull()
+
     # -- kill switch -------------------------------------------------------------------------
 
     def request_kill(self) -> None:
@@ -433,6 +452,62 @@ class MainScreen(Screen[None]):
             self.say("select a symbol on the quote board to see its options", Tone.WARNING)
             return
         await self.query_one(OptionsPane).show(self.client, symbol)
+
+    # -- bots ----------------------------------------------------------------------------------
+
+    def toggle_bots(self) -> None:
+        """Show the bots and their opportunity queue (in place of positions and risk, focused so
+        its keys work), or hide them."""
+        self.bots_shown = not self.bots_shown
+        self.set_class(self.bots_shown, "-bots")
+        if self.bots_shown:
+            self.focus_pane("bots")
+            self.call_later(self.pull_bots)
+            return
+        if self.secondary == "bots":
+            self._show_secondary("chart" if self.chart_shown else "blotter")
+        if self.current_pane == "bots":
+            self.focus_pane("quotes")
+
+    async def pull_bots(self) -> None:
+        """The bots' states and the opportunity queue, into the bots pane."""
+        self.query_one(BotsPane).show(await self.client.bots())
+
+    @on(BotsPane.OpportunityAction)
+    async def _opportunity_action(self, event: BotsPane.OpportunityAction) -> None:
+        event.stop()
+        client = self.client
+        if event.action == "edit":
+            outcome = await client.edit_opportunity(event.opportunity_id)
+            if outcome.ok:
+                self.prefill(outcome.message + " ")
+                self.say("edit the order and press Enter to send it as your own", Tone.INFO)
+            else:
+                self.say(outcome.message, Tone.ERROR)
+        else:
+            command = (
+                client.approve_opportunity
+                if event.action == "approve"
+                else client.reject_opportunity
+            )
+            outcome = await command(event.opportunity_id)
+            self.say(outcome.message, Tone.SUCCESS if outcome.ok else Tone.ERROR)
+        await self.pull()
+        await self.pull_bots()
+
+    @on(BotsPane.BotAction)
+    async def _bot_action(self, event: BotsPane.BotAction) -> None:
+        event.stop()
+        commands = {
+            "start": self.client.start_bot,
+            "stop": self.client.stop_bot,
+            "pause": self.client.pause_bot,
+            "mode": self.client.cycle_bot_mode,
+        }
+        outcome = await commands[event.action](event.bot)
+        self.say(outcome.message, Tone.SUCCESS if outcome.ok else Tone.ERROR)
+        await self.pull()
+        await self.pull_bots()
 
     @work(exclusive=True, group="chart")
     async def _draw_chart(self, symbol: str | None) -> None:

@@ -8,6 +8,11 @@ fixed up front (never ``update_width=True``), a pull that changed nothing
 touches nothing, a changed order updates only its changed cells, and the rows
 are rebuilt only when the order of rows changes (a new order, or one that
 stopped working).
+
+Execution algos' parent orders get a row of their own (id ``A3``, the algo as
+the type, the parent's state as the status) with their children nested under
+it (``└#12``); ``p`` pauses or resumes the selected parent, ctrl+x cancels it
+with its children.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from textual.widgets import DataTable
 
 from engine.client import EngineSnapshot
 from engine.core.models import Order, OrderStatus, OrderType
+from engine.execution import ParentState, ParentView
 from tui.widgets.format import (
     NA,
     Column,
@@ -71,6 +77,15 @@ _STATUS_ROLES = {
     OrderStatus.PARTIALLY_FILLED: "blotter--partial",
 }
 
+_PARENT_ROLES = {
+    ParentState.WORKING: "blotter--working",
+    ParentState.PAUSED: "blotter--partial",
+    ParentState.COMPLETED: "blotter--filled",
+    ParentState.FAILED: "blotter--rejected",
+    ParentState.CANCELED: "blotter--closed",
+}
+NESTED = "└"  # marks a child order's id under its parent's row
+
 _Cells = tuple[tuple[str, str], ...]  # (text, component class) per column
 
 
@@ -95,11 +110,61 @@ def _price(order: Order) -> str:
     return fmt_price(order.limit_price if order.limit_price is not None else order.stop_price)
 
 
-def _cells(order: Order) -> _Cells:
+def parent_row_id(parent_id: str) -> str:
+    """The short form of a parent's id in the blotter: ``algo-3`` -> ``A3``."""
+    head, _, seq = parent_id.rpartition("-")
+    return f"A{seq}" if head and seq.isdigit() else parent_id
+
+
+def _parent_order(parent: ParentView) -> tuple[int, int, str]:
+    """Sort key of a parent among top-level orders, as ``blotter_order``."""
+    if parent.is_open:
+        return (0, -parent.created_ns, parent.id)
+    return (1, -parent.updated_ns, parent.id)
+
+
+def _parent_cells(parent: ParentView) -> _Cells:
+    return (
+        (parent_row_id(parent.id), ""),
+        (parent.symbol, "blotter--symbol"),
+        (parent.side.value, f"blotter--{parent.side.value}"),
+        (fmt_qty(parent.qty), ""),
+        (fmt_qty(parent.filled_qty), ""),
+        (parent.algo, ""),
+        (fmt_price(parent.limit_price) if parent.limit_price is not None else NA, ""),
+        (parent.state.value, _PARENT_ROLES[parent.state]),
+        (fmt_price(parent.avg_price), ""),
+        (fmt_time(parent.updated_ns), "blotter--muted"),
+    )
+
+
+def parent_detail(parent: ParentView) -> str:
+    """The parent's terms, state, progress and execution quality, for the tooltip."""
+    quality = parent.quality
+    lines = [
+        parent.id,
+        f"{parent.side.value} {parent.qty} {parent.symbol} {parent.algo}",
+        f"{parent.state.value}: {fmt_qty(parent.filled_qty)} filled ({parent.progress_pct:.1f}%),"
+        f" {len(parent.children)} children",
+    ]
+    if parent.reason:
+        lines.append(parent.reason)
+    figures = (
+        ("arrival slippage", quality.arrival_slippage_bps, " bps"),
+        ("vs interval VWAP", quality.vwap_slippage_bps, " bps"),
+        ("shortfall", quality.shortfall, " $"),
+        ("participation", quality.participation_pct, "%"),
+        ("schedule deviation", quality.schedule_deviation_pct, "%"),
+    )
+    lines += [f"{name} {value}{unit}" for name, value, unit in figures if value is not None]
+    return "\n".join(lines)
+
+
+def _cells(order: Order, nested: bool = False) -> _Cells:
     status = order.status
     role = _STATUS_ROLES.get(status) or ("blotter--working" if order.is_open else "blotter--closed")
     return (
-        (fmt_order_id(order.id), ""),
+        (NESTED + fmt_order_id(order.id) if nested else fmt_order_id(order.id), ""),
         (order.symbol, "blotter--symbol"),
         (order.side.value, f"blotter--{order.side.value}"),
         (fmt_qty(order.qty), ""),
@@ -138,6 +203,14 @@ class _OrderAction(Message):
     @property
     def control(self) -> Blotter | None:
         return self.blotter
+
+
+class PauseRequested(_OrderAction):
+    """The trader asked to pause (``resume`` False) or resume the parent ``order_id``."""
+
+    def __init__(self, order_id: str, *, resume: bool, blotter: Blotter | None = None) -> None:
+        super().__init__(order_id, blotter=blotter)
+        self.resume = resume
 
 
 class Blotter(DataTable, can_focus=True):
@@ -193,6 +266,14 @@ class Blotter(DataTable, can_focus=True):
             id="blotter.replace",
             tooltip="Replace the selected working order (new quantity or price)",
         ),
+        Binding(
+            "p",
+            "pause_parent",
+            "Pause/resume",
+            show=False,
+            id="blotter.pause",
+            tooltip="Pause or resume the selected algo (on its row or a child's)",
+        ),
         # In a row table, home and end mean the first and the last order, as on the quote board.
         Binding(
             "home",
@@ -218,6 +299,8 @@ class Blotter(DataTable, can_focus=True):
     class ReplaceRequested(_OrderAction):
         """The trader asked to replace ``order_id``; ``Blotter.order`` gives its current terms."""
 
+    PauseRequested = PauseRequested
+
     def __init__(
         self,
         *,
@@ -237,6 +320,7 @@ class Blotter(DataTable, can_focus=True):
         )
         self._fitted: tuple[int, ...] = ()
         self._orders: dict[str, Order] = {}
+        self._parents: dict[str, ParentView] = {}
         self._signatures: dict[str, tuple[object, ...]] = {}
         self._cells: dict[str, _Cells] = {}
         self._sequence: list[str] = []
@@ -277,10 +361,19 @@ class Blotter(DataTable, can_focus=True):
 
     @property
     def selected_order(self) -> Order | None:
-        """The order under the cursor."""
+        """The order under the cursor (None on a parent's row)."""
         if not self._sequence or not 0 <= self.cursor_row < len(self._sequence):
             return None
         return self._orders.get(self._sequence[self.cursor_row])
+
+    @property
+    def selected_parent(self) -> ParentView | None:
+        """The algo parent under the cursor: its own row, or the parent of a child's row."""
+        if not self._sequence or not 0 <= self.cursor_row < len(self._sequence):
+            return None
+        key = self._sequence[self.cursor_row]
+        order = self._orders.get(key)
+        return self._parents.get(order.parent_id or "" if order is not None else key)
 
     @property
     def order_ids(self) -> list[str]:
@@ -295,17 +388,32 @@ class Blotter(DataTable, can_focus=True):
         if not self._fitted:
             self._fit(self.size.width)
         orders = {o.id: o for o in book.orders}
+        parents = {p.id: p for p in book.parents}
         changed = []
         for order in orders.values():
-            signature = (order.status, order.filled_qty, order.updated_ns, order.replaced_by)
+            nested = order.parent_id in parents
+            signature = (
+                order.status,
+                order.filled_qty,
+                order.updated_ns,
+                order.replaced_by,
+                nested,
+            )
             if self._signatures.get(order.id) != signature:
                 self._signatures[order.id] = signature
-                self._cells[order.id] = _cells(order)
+                self._cells[order.id] = _cells(order, nested)
                 changed.append(order.id)
-        gone = self._orders.keys() - orders.keys()
-        for order_id in gone:
-            del self._signatures[order_id], self._cells[order_id]
+        for parent in parents.values():
+            signature = (parent.state, parent.filled_qty, parent.updated_ns)
+            if self._signatures.get(parent.id) != signature:
+                self._signatures[parent.id] = signature
+                self._cells[parent.id] = _parent_cells(parent)
+                changed.append(parent.id)
+        gone = (self._orders.keys() | self._parents.keys()) - (orders.keys() | parents.keys())
+        for row_id in gone:
+            del self._signatures[row_id], self._cells[row_id]
         self._orders = orders
+        self._parents = parents
         if not changed and not gone:
             return
         selected = self.selected_order
@@ -314,7 +422,7 @@ class Blotter(DataTable, can_focus=True):
         following = selected is None or selected.id == self._followed
         if following and self._sequence and orders:
             selected = max(orders.values(), key=_placed)
-        sequence = [o.id for o in sorted(orders.values(), key=blotter_order)]
+        sequence = _sequence(orders, parents)
         if sequence != self._sequence:
             self._rebuild(sequence, selected)
         else:
@@ -340,7 +448,7 @@ class Blotter(DataTable, can_focus=True):
         self.clear()
         for order_id in sequence:
             self.add_row(*self._render_cells(self._cells[order_id]), key=order_id)
-        if selected is not None and selected.id in self._orders:
+        if selected is not None and selected.id in self._cells:
             self.move_cursor(row=sequence.index(selected.id))
 
     def _update_row(self, order_id: str) -> None:
@@ -380,22 +488,58 @@ class Blotter(DataTable, can_focus=True):
 
     def _selection_changed(self) -> None:
         order = self.selected_order
-        self.tooltip = None if order is None else order_detail(order)
+        if order is not None:
+            self.tooltip = order_detail(order)
+        else:
+            parent = self.selected_parent
+            self.tooltip = None if parent is None else parent_detail(parent)
         self.refresh_bindings()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("cancel_order", "replace_order"):
             order = self.selected_order
+            if order is None and action == "cancel_order":
+                parent = self.selected_parent
+                return True if parent is not None and parent.is_open else None
             # Shown but greyed out when the selected order can no longer change.
             return True if order is not None and order.is_open else None
+        if action == "pause_parent":
+            parent = self.selected_parent
+            return True if parent is not None and parent.is_open else None
         return super().check_action(action, parameters)
 
     def action_cancel_order(self) -> None:
         order = self.selected_order
         if order is not None and order.is_open:
             self.post_message(self.CancelRequested(order.id, blotter=self))
+        elif order is None and (parent := self.selected_parent) is not None and parent.is_open:
+            self.post_message(self.CancelRequested(parent.id, blotter=self))
+
+    def action_pause_parent(self) -> None:
+        parent = self.selected_parent
+        if parent is not None and parent.is_open:
+            resume = parent.state is ParentState.PAUSED
+            self.post_message(self.PauseRequested(parent.id, resume=resume, blotter=self))
 
     def action_replace_order(self) -> None:
         order = self.selected_order
         if order is not None and order.is_open:
             self.post_message(self.ReplaceRequested(order.id, blotter=self))
+
+
+def _sequence(orders: dict[str, Order], parents: dict[str, ParentView]) -> list[str]:
+    """Row keys: top-level orders and parents in blotter order, each parent's children under it."""
+    children: dict[str, list[Order]] = {}
+    top: list[tuple[tuple[int, int, str], str]] = []
+    for order in orders.values():
+        if order.parent_id in parents:
+            children.setdefault(order.parent_id, []).append(order)
+        else:
+            top.append((blotter_order(order), order.id))
+    top += [(_parent_order(parent), parent.id) for parent in parents.values()]
+    sequence = []
+    for _, key in sorted(top):
+        sequence.append(key)
+        if key in parents:
+            sequence += [o.id for o in sorted(children.get(key, ()), key=blotter_order)]
+    return sequence

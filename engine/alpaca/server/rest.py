@@ -1,4 +1,5 @@
-"""The local Alpaca server's REST routes: trading (``/v2/...``) and market data (``/v2/stocks/...``).
+"""The local Alpaca server's REST routes: trading (``/v2/...``) and market data (``/v2/stocks/...``,
+and option chain snapshots at ``/v1beta1/options/snapshots/{underlying}``).
 
 Requests need ``APCA-API-KEY-ID`` and ``APCA-API-SECRET-KEY`` matching the
 server's keys (401 ``40110000`` otherwise). Errors are Alpaca's
@@ -10,14 +11,16 @@ null. Query booleans are parsed case-insensitively (alpaca-py sends ``True``).
 from __future__ import annotations
 
 import base64
+import math
 import uuid
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+import numpy as np
 from aiohttp import web
 
-from engine.alpaca.server.venue import SimVenue, VenueRejection
+from engine.alpaca.server.venue import SimVenue, VenueRejection, profiles_for
 from engine.alpaca.wire import (
     OrderRecord,
     account_json,
@@ -32,10 +35,21 @@ from engine.alpaca.wire import (
     rest_bar,
     rest_quote,
     rest_trade,
+    rfc3339,
 )
 from engine.core.clock import NEW_YORK, datetime_to_ns, ns_to_datetime
 from engine.core.models import Order, OrderClass, OrderStatus, OrderType, Side, TimeInForce
 from engine.core.prices import ZERO
+from engine.options.bsm import bs_greeks
+from engine.options.chain import (
+    DEFAULT_RATE,
+    MIN_T,
+    NS_PER_YEAR,
+    QuoteModel,
+    SyntheticSurface,
+    expiry_ns,
+)
+from engine.options.iv import implied_vol
 
 SESSION_OPEN = time(9, 30)
 SESSION_CLOSE = time(16, 0)
@@ -44,6 +58,10 @@ MAX_ORDER_LIMIT = 500
 DEFAULT_BAR_LIMIT = 1000
 MAX_BAR_LIMIT = 10_000
 _ONE_MINUTE = ("1Min", "1T")
+OPTION_DATA_FEEDS = ("opra", "indicative")
+DEFAULT_SNAPSHOT_LIMIT = 100
+MAX_SNAPSHOT_LIMIT = 1000
+SNAPSHOT_SIZE = 50  # contracts shown at the money on each side of a snapshot quote
 
 
 class ApiError(Exception):
@@ -409,39 +427,13 @@ class TradingRoutes:
         return web.json_response(days)
 
     def _contracts(self, underlyings: list[str]) -> list[dict[str, Any]]:
-        """A small synthetic chain: four weekly expiries, eleven strikes around the last price."""
-        today = ns_to_datetime(self._venue.clock.now_ns(), NEW_YORK).date()
-        friday = today + timedelta(days=(4 - today.weekday()) % 7 or 7)
-        contracts = []
-        for underlying in underlyings:
-            last = self._venue.view.last_price(underlying)
-            quote = self._venue.view.quote(underlying)
-            price = last or (quote.mid if quote is not None else Decimal(100))
-            step = Decimal(5) if price >= 100 else Decimal(1)
-            center = (price / step).to_integral_value() * step
-            for week in range(4):
-                expiry = friday + timedelta(weeks=week)
-                for offset in range(-5, 6):
-                    strike = center + offset * step
-                    for kind in ("call", "put"):
-                        contracts.append(_contract(underlying, expiry, kind, strike))
-        return contracts
+        return listed_contracts(self._venue, underlyings)
 
     async def option_contracts(self, request: web.Request) -> web.Response:
         query = request.query
         underlyings = [s for s in query.get("underlying_symbols", "").upper().split(",") if s]
         chosen = self._contracts([s for s in underlyings if s in self._venue.symbols])
-        if "type" in query:
-            chosen = [c for c in chosen if c["type"] == query["type"]]
-        for key, keep in (
-            ("expiration_date", lambda c, v: c["expiration_date"] == v),
-            ("expiration_date_gte", lambda c, v: c["expiration_date"] >= v),
-            ("expiration_date_lte", lambda c, v: c["expiration_date"] <= v),
-            ("strike_price_gte", lambda c, v: Decimal(c["strike_price"]) >= Decimal(v)),
-            ("strike_price_lte", lambda c, v: Decimal(c["strike_price"]) <= Decimal(v)),
-        ):
-            if key in query:
-                chosen = [c for c in chosen if keep(c, query[key])]
+        chosen = _filter_contracts(chosen, query)
         limit = int(query.get("limit", 100))
         offset = _page_offset(query.get("page_token"))
         page = chosen[offset : offset + limit]
@@ -454,6 +446,55 @@ class TradingRoutes:
             if wanted in (contract["symbol"], contract["id"]):
                 return web.json_response(contract)
         raise ApiError(404, 40410000, f"option contract {wanted} not found")
+
+
+def listed_contracts(venue: SimVenue, underlyings: list[str]) -> list[dict[str, Any]]:
+    """A small synthetic chain: four weekly expiries, eleven strikes around the session's
+    reference price (the previous close), so the listing stays put while the price moves."""
+    today = ns_to_datetime(venue.clock.now_ns(), NEW_YORK).date()
+    friday = today + timedelta(days=(4 - today.weekday()) % 7 or 7)
+    references = venue.market.references()
+    contracts = []
+    for underlying in underlyings:
+        quote = venue.view.quote(underlying)
+        price = (
+            references.get(underlying)
+            or venue.view.last_price(underlying)
+            or (quote.mid if quote is not None else Decimal(100))
+        )
+        step = Decimal(5) if price >= 100 else Decimal(1)
+        center = (price / step).to_integral_value() * step
+        for week in range(4):
+            expiry = friday + timedelta(weeks=week)
+            for offset in range(-5, 6):
+                strike = center + offset * step
+                for kind in ("call", "put"):
+                    contracts.append(_contract(underlying, expiry, kind, strike))
+    return contracts
+
+
+def _filter_contracts(chosen: list[dict[str, Any]], query: Any) -> list[dict[str, Any]]:
+    """The contracts matching the contract filters both option endpoints take."""
+    if "type" in query:
+        chosen = [c for c in chosen if c["type"] == query["type"]]
+    for key, keep in (
+        ("root_symbol", lambda c, v: c["root_symbol"] == v.upper()),
+        ("expiration_date", lambda c, v: c["expiration_date"] == v),
+        ("expiration_date_gte", lambda c, v: c["expiration_date"] >= v),
+        ("expiration_date_lte", lambda c, v: c["expiration_date"] <= v),
+        ("strike_price_gte", lambda c, v: Decimal(c["strike_price"]) >= _strike(v)),
+        ("strike_price_lte", lambda c, v: Decimal(c["strike_price"]) <= _strike(v)),
+    ):
+        if key in query:
+            chosen = [c for c in chosen if keep(c, query[key])]
+    return chosen
+
+
+def _strike(value: str) -> Decimal:
+    strike = _decimal(value, "strike price")
+    if strike is None:
+        raise ApiError(422, 42210000, "invalid strike price")
+    return strike
 
 
 def _next_weekday(day: date) -> date:
@@ -527,6 +568,7 @@ class MarketDataRoutes:
 
     def __init__(self, venue: SimVenue) -> None:
         self._venue = venue
+        self._surfaces: dict[str, SyntheticSurface] = {}
 
     def add_to(self, app: web.Application) -> None:
         app.router.add_get("/v2/stocks/bars", self.bars)
@@ -534,6 +576,7 @@ class MarketDataRoutes:
         app.router.add_get("/v2/stocks/trades/latest", self.latest_trades)
         app.router.add_get("/v2/stocks/bars/latest", self.latest_bars)
         app.router.add_get("/v2/stocks/{symbol}/bars", self.symbol_bars)
+        app.router.add_get("/v1beta1/options/snapshots/{underlying_symbol}", self.option_chain)
 
     def _symbols(self, text: str) -> list[str]:
         symbols = [s for s in text.upper().split(",") if s]
@@ -598,3 +641,85 @@ class MarketDataRoutes:
                 last = recorded[-1]
                 bars[symbol] = rest_bar(last.bar, last.trade_count, last.vwap)
         return web.json_response({"bars": bars})
+
+    # -- option chain snapshots ----------------------------------------------------------------
+
+    async def option_chain(self, request: web.Request) -> web.Response:
+        """``/v1beta1/options/snapshots/{underlying}``: every listed contract's latest quote,
+        implied vol and greeks, priced now from the underlying's price; paged by ``limit``."""
+        underlying = request.match_info["underlying_symbol"].upper()
+        query = request.query
+        feed = query.get("feed")
+        if feed is not None and feed not in OPTION_DATA_FEEDS:
+            raise ApiError(400, None, f"invalid feed: {feed}")
+        try:
+            limit = int(query.get("limit", DEFAULT_SNAPSHOT_LIMIT))
+        except ValueError:
+            raise ApiError(400, None, "invalid limit") from None
+        if not 1 <= limit <= MAX_SNAPSHOT_LIMIT:
+            raise ApiError(400, None, f"limit must be between 1 and {MAX_SNAPSHOT_LIMIT}")
+        listed = [underlying] if underlying in self._venue.symbols else []
+        chosen = _filter_contracts(listed_contracts(self._venue, listed), query)
+        offset = _page_offset(query.get("page_token"))
+        page = chosen[offset : offset + limit]
+        token = _page_token(offset + limit) if offset + limit < len(chosen) else None
+        snapshots = self._snapshots(underlying, page) if page else {}
+        return web.json_response({"snapshots": snapshots, "next_page_token": token})
+
+    def _surface(self, underlying: str) -> SyntheticSurface:
+        surface = self._surfaces.get(underlying)
+        if surface is None:
+            profile = profiles_for([underlying])[underlying]
+            surface = self._surfaces[underlying] = SyntheticSurface.from_profile(profile)
+        return surface
+
+    def _snapshots(self, underlying: str, contracts: list[dict[str, Any]]) -> dict[str, Any]:
+        """Black-Scholes quotes on the venue's skewed surface at its last price, on the option
+        tick grid; implied vol and greeks of each mid, as Alpaca reports them (theta per day,
+        vega and rho per vol or rate point). A mid outside the no-arbitrage bounds has none."""
+        now = self._venue.clock.now_ns()
+        last = self._venue.view.last_price(underlying)
+        if last is None:
+            return {}
+        spot = float(last)
+        strike = np.array([float(c["strike_price"]) for c in contracts])
+        expiry = np.array([expiry_ns(date.fromisoformat(c["expiration_date"])) for c in contracts])
+        is_call = np.array([c["type"] == "call" for c in contracts])
+        t = np.maximum((expiry - now) / NS_PER_YEAR, MIN_T)
+        rate = DEFAULT_RATE
+        k = np.log(strike / (spot * np.exp(rate * t)))
+        vol = self._surface(underlying).vols(np, k, t)
+        model = bs_greeks(spot, strike, t, rate, 0.0, vol, is_call)
+        z = np.log(strike / spot) / (vol * np.sqrt(t))
+        bid, ask = QuoteModel().quote(np, model.price, model.vega, z)
+        bid, ask = np.round(bid, 2), np.round(ask, 2)
+        iv = implied_vol(0.5 * (bid + ask), spot, strike, t, rate, 0.0, is_call)
+        greeks = bs_greeks(spot, strike, t, rate, 0.0, np.where(np.isfinite(iv), iv, vol), is_call)
+        # Displayed size shrinks away from the money, as market makers quote the wings thinner.
+        size = np.maximum(1, np.round(SNAPSHOT_SIZE * np.exp(-np.abs(z)))).astype(int)
+        stamp = rfc3339(now)
+        snapshots: dict[str, Any] = {}
+        for i, contract in enumerate(contracts):
+            snapshot: dict[str, Any] = {
+                "latestQuote": {
+                    "ap": float(ask[i]),
+                    "as": int(size[i]),
+                    "ax": "C",
+                    "bp": float(bid[i]),
+                    "bs": int(size[i]) if bid[i] > 0 else 0,
+                    "bx": "C",
+                    "c": "A",
+                    "t": stamp,
+                }
+            }
+            if math.isfinite(iv[i]):
+                snapshot["impliedVolatility"] = float(iv[i])
+                snapshot["greeks"] = {
+                    "delta": float(greeks.delta[i]),
+                    "gamma": float(greeks.gamma[i]),
+                    "rho": float(greeks.rho[i]) / 100.0,
+                    "theta": float(greeks.theta[i]) / 365.0,
+                    "vega": float(greeks.vega[i]) / 100.0,
+                }
+            snapshots[contract["symbol"]] = snapshot
+        return snapshots

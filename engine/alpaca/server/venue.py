@@ -150,7 +150,8 @@ class SimVenue:
             self.bus,
             self.clock,
             self.view,
-            SimVenueConfig(latency_ms=self.latency_ms),
+            # The REST API here has no legs to show: bracket orders are refused.
+            SimVenueConfig(latency_ms=self.latency_ms, emulate_legs=False),
             state_path=None,
             instruments=self.market.instruments(),
         )
