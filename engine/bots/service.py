@@ -218,6 +218,14 @@ class _BotRuntime:
             if price is not None:
                 self.portfolio.mark(position.symbol, price)
 
+    def total_pnl(self) -> Decimal:
+        """Realized + unrealized - fees now: ``performance().total_pnl`` without the rest."""
+        self.mark()
+        unrealized = sum(
+            (p.unrealized_pnl for p in self.portfolio.positions() if p.qty != ZERO), ZERO
+        )
+        return self.portfolio.realized_pnl() + unrealized - self.portfolio.fees()
+
     def performance(self) -> BotPerformance:
         self.mark()
         positions = [p for p in self.portfolio.positions() if p.qty != ZERO]
@@ -623,7 +631,7 @@ class BotService:
             return None  # only reduces what the bot holds
         budget = runtime.budget
         if budget.max_daily_loss is not None:
-            loss = runtime.day_start_pnl - runtime.performance().total_pnl
+            loss = runtime.day_start_pnl - runtime.total_pnl()
             if loss >= budget.max_daily_loss:
                 return (
                     f"today's loss ${loss:,.2f} has reached the ${budget.max_daily_loss:,.2f} limit"
@@ -730,7 +738,7 @@ class BotService:
 
     def _new_day(self, runtime: _BotRuntime, day: str) -> None:
         runtime.day = day
-        runtime.day_start_pnl = runtime.performance().total_pnl
+        runtime.day_start_pnl = runtime.total_pnl()
         self._save(runtime)
 
     def _today(self) -> str:
