@@ -58,7 +58,7 @@ from engine.core.models import (
     TimeInForce,
     Trade,
 )
-from engine.core.prices import ZERO, contract_multiplier
+from engine.core.prices import ZERO, contract_multiplier, passive_tick
 from engine.execution.service import SOURCE_PREFIX as ALGO_SOURCE
 from engine.execution.service import ExecutionService
 from engine.execution.spec import AlgoSpec
@@ -761,15 +761,18 @@ class BotService:
 
 
 def _request(opportunity: Opportunity, source: str) -> OrderRequest:
+    """The order for ``opportunity``; its limit on the symbol's tick grid, rounded away from
+    the market (a bot working from adjusted history may name a sub-penny close)."""
     if opportunity.limit is None:
         return OrderRequest(opportunity.symbol, opportunity.side, opportunity.qty, source=source)
+    buying = opportunity.side is Side.BUY
     return OrderRequest(
         opportunity.symbol,
         opportunity.side,
         opportunity.qty,
         type=OrderType.LIMIT,
         tif=TimeInForce.DAY,
-        limit_price=opportunity.limit,
+        limit_price=passive_tick(opportunity.symbol, opportunity.limit, buying),
         source=source,
     )
 

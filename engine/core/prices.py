@@ -72,6 +72,17 @@ def round_to_tick(price: Decimal, mode: str = ROUND_HALF_EVEN) -> Decimal:
     return rounded.quantize(tick_size(rounded), rounding=mode)
 
 
+def passive_tick(symbol: str, price: Decimal, buying: bool) -> Decimal:
+    """``price`` on ``symbol``'s tick grid, rounded away from the market: down for a buy,
+    up for a sell, so a limit is never more aggressive than the price asked for."""
+    tick = symbol_tick_size(symbol, price)
+    steps = (price / tick).to_integral_value(ROUND_FLOOR if buying else ROUND_CEILING)
+    rounded = steps * tick
+    # Crossing a grid boundary ($1 for stocks, $3 for options) changes the step: settle again.
+    tick = symbol_tick_size(symbol, rounded)
+    return (rounded / tick).to_integral_value(ROUND_FLOOR if buying else ROUND_CEILING) * tick
+
+
 def floor_to_tick(price: Decimal) -> Decimal:
     return round_to_tick(price, ROUND_FLOOR)
 

@@ -3,7 +3,8 @@
 The same moving-average crossover runs in both on the bundled daily bars of the 20 sim
 symbols: tickdeck's momentum bot through the bot service, pre-trade risk, the OMS and journal
 and the sim venue; backtrader's Cerebro with the same rule (SMA crossover, a buy limit at the
-signal bar's close valid for the next bar, closing on the cross down). No fees and no spread,
+signal bar's close (on the cent grid, away from the market) valid for the next bar, closing
+on the cross down). No fees and no spread,
 so both fill a limit when the next bar trades through it and the trades are the same: the
 bench checks that before it reports. The empty bot (no callbacks doing anything) measures the
 path itself. Best of a few runs after a warm-up.
@@ -21,6 +22,7 @@ import pandas as pd
 from engine.backtest.runner import BacktestSpec, load_bars, run_backtest
 from engine.bots.api import Bot
 from engine.core.models import Side
+from engine.core.prices import passive_tick
 from engine.data.calibration import DEFAULT_WATCHLIST
 from tests.bench.results import Figure, record
 
@@ -85,17 +87,26 @@ class _Crossover(bt.Strategy):
             cross = self.cross[data][0]
             held = self.getposition(data).size
             if cross > 0 and held == 0:
+                limit = _limit(data, buying=True)
                 self.pending.append(
-                    self.buy(data=data, size=QTY, exectype=bt.Order.Limit, price=data.close[0])
+                    self.buy(data=data, size=QTY, exectype=bt.Order.Limit, price=limit)
                 )
             elif cross < 0 and held > 0:
+                limit = _limit(data, buying=False)
                 self.pending.append(
-                    self.sell(data=data, size=held, exectype=bt.Order.Limit, price=data.close[0])
+                    self.sell(data=data, size=held, exectype=bt.Order.Limit, price=limit)
                 )
 
     def notify_order(self, order) -> None:
         if order.status == order.Completed:
             self.fills.append((order.data._name, "buy" if order.isbuy() else "sell"))
+
+
+def _limit(data, *, buying: bool) -> float:
+    """The signal bar's close on the cent grid, away from the market, as tickdeck's bot
+    service rounds a bot's limit (adjusted history has sub-penny closes)."""
+    close = Decimal(repr(data.close[0]))
+    return float(passive_tick(data._name, close, buying))
 
 
 def _backtrader(bars) -> tuple[float, list[tuple[str, str]]]:

@@ -14,7 +14,7 @@ from engine.cli import sim_start_ns
 from engine.client import LocalClient
 from engine.config import load_settings
 from engine.core.models import Fill, OrderRequest, OrderStatus, OrderType, Position, Side
-from engine.core.prices import contract_multiplier, is_option_symbol, on_tick_grid
+from engine.core.prices import contract_multiplier, is_option_symbol, on_tick_grid, passive_tick
 from engine.node import Engine
 from engine.orders.language import OrderSyntaxError, SubmitOrder, format_request, parse
 from engine.portfolio import Portfolio
@@ -253,3 +253,17 @@ def test_the_kernels_delta_stops_an_order_past_the_portfolio_delta_limit(tmp_pat
         assert run(client.preview(f"buy 1 {symbol}")).violations == ()
     finally:
         run(client.stop())
+
+
+@pytest.mark.parametrize(
+    ("symbol", "price", "buying", "expected"),
+    [
+        ("AAPL", "115.355", True, "115.35"),  # a sub-penny adjusted close: a buy rounds down
+        ("AAPL", "115.355", False, "115.36"),  # and a sell up, never more aggressive
+        ("AAPL", "0.99995", False, "1.00"),  # crossing $1 lands on the coarser grid
+        (CALL, "3.02", True, "3.00"),  # options: nickels from $3
+        (CALL, "2.999", False, "3.00"),
+    ],
+)
+def test_a_limit_goes_on_the_grid_away_from_the_market(symbol, price, buying, expected):
+    assert passive_tick(symbol, D(price), buying) == D(expected)
