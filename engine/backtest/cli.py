@@ -156,7 +156,7 @@ def _sweep(spec: BacktestSpec, grid: list[dict[str, str]], args: argparse.Namesp
         workers=args.workers,
     )
     ranked = rank(results, lambda r: r.metrics, args.metric)
-    print(f"{'params':<32} {'return':>9} {'sharpe':>7} {'max dd':>8} {'trades':>6}")
+    print(f"{'params':<32} {'return':>9} {'sharpe':>7} {'max dd':>8} {'closed':>6}")
     for result in ranked[: args.top]:
         m = result.metrics
         print(
@@ -237,7 +237,7 @@ def metrics_text(m: Metrics) -> str:
         ("volatility", f"{m.volatility:.2%}"),
         ("Sharpe / Sortino", f"{_maybe(m.sharpe)} / {_maybe(m.sortino)}"),
         ("max drawdown", f"{m.max_drawdown:.2%} over {days:.0f} days"),
-        ("trades / win rate", f"{m.trades} / {_pct(m.win_rate)}"),
+        ("closed trades / win", f"{m.trades} / {_pct(m.win_rate)}"),
         ("profit factor", _maybe(m.profit_factor)),
         ("turnover / exposure", f"{m.turnover:.2f}x / {m.exposure:.0%}"),
         ("fees", f"{m.fees:,.2f}"),

@@ -15,8 +15,9 @@ is what lets a sweep farm runs out to Dask workers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
@@ -103,6 +104,16 @@ def run_backtest(
     """Run ``spec`` (on ``bars`` when given, else those ``load_bars`` finds for it), with the
     built-in bot ``spec.bot`` names, or the class ``bot`` (your own). ``progress(done, total)``
     is called with the bars replayed so far, about a hundred times over the run."""
+    with _quiet():
+        return _run(spec, bars, bot, progress)
+
+
+def _run(
+    spec: BacktestSpec,
+    bars: Mapping[str, Sequence[Bar]] | None,
+    bot: type[Bot] | None,
+    progress: Callable[[int, int], None] | None,
+) -> BacktestResult:
     cls = bot if bot is not None else bot_class(spec.bot)
     sources: tuple[str, ...] = ()
     if bars is None:
@@ -167,15 +178,21 @@ def _settings(spec: BacktestSpec):
 
 
 async def _drive(engine: Engine) -> None:
-    # The engine's per-order and per-session log lines say nothing a backtest's results do
-    # not, and writing them would cost more than the bars themselves.
+    await engine.start()
+    try:
+        await engine.driver.run()
+    finally:
+        await engine.stop(cancel_open=True)
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """The engine's per-order and per-session log lines say nothing a backtest's results do
+    not, and writing them would cost more than the bars themselves (on Dask workers they
+    would go to the worker's stderr)."""
     logger.disable("engine")
     try:
-        await engine.start()
-        try:
-            await engine.driver.run()
-        finally:
-            await engine.stop(cancel_open=True)
+        yield
     finally:
         logger.enable("engine")
 

@@ -2,7 +2,8 @@
 
 The span from the spec's start to its end is cut into rolling windows of ``train_days``
 followed by ``test_days`` (calendar days), stepping by ``test_days``, so the test windows
-tile the span after the first training window and never overlap it. In each window every
+tile the span after the first training window and never overlap it (a last test window
+shorter than half of ``test_days`` is left out). In each window every
 grid point is backtested on the training days, the best by ``metric`` is kept, and that one
 is run on the test days: the test results are what the rule would have earned had it been
 re-tuned as it went, with no look at the days it is judged on. Each run starts flat and
@@ -49,6 +50,8 @@ def windows(start: date, end: date, train_days: int, test_days: int) -> list[Win
         if test_start > end:
             break
         test_end = min(end, test_start + timedelta(days=test_days - 1))
+        if (test_end - test_start).days + 1 < max(1, test_days // 2):
+            break  # a stub of a test window at the end would judge the rule on a day or two
         out.append(Window(train_start, train_end, test_start, test_end))
         train_start += timedelta(days=test_days)
     if not out:

@@ -153,6 +153,5 @@ def test_walk_forward_windows_tile_the_span_after_the_first_training_window():
     assert [(w.test_start, w.test_end) for w in spans] == [
         (date(2020, 3, 1), date(2020, 3, 30)),
         (date(2020, 3, 31), date(2020, 4, 29)),
-        (date(2020, 4, 30), date(2020, 4, 30)),
-    ]
+    ]  # the one day left over is no test window
     assert all(w.train_end < w.test_start for w in spans)
