@@ -230,6 +230,8 @@ class EngineClient(Protocol):
 
     async def bars(self, symbol: str) -> list[Bar]: ...
 
+    async def history(self, symbol: str) -> list[Bar]: ...
+
     async def preview(self, line: str) -> Preview: ...
 
     async def execute(self, line: str, *, confirmed: bool = False) -> Outcome: ...
@@ -404,6 +406,11 @@ class LocalClient:
 
     async def bars(self, symbol: str) -> list[Bar]:
         return self.engine.intraday.bars(symbol)
+
+    async def history(self, symbol: str) -> list[Bar]:
+        """``symbol``'s backfilled daily bars (the history store's backfill chain), oldest
+        first; empty until its backfill is done."""
+        return self.engine.history.bars(symbol)
 
     # -- commands ---------------------------------------------------------------------------
 

@@ -79,7 +79,7 @@ class TickdeckApp(App[int]):
             "chart",
             "Chart",
             id="app.chart",
-            tooltip="Show or hide the intraday chart of the selected symbol",
+            tooltip="Chart the selected symbol: intraday, again for its daily history, again to hide",
         ),
         Binding(
             "f5",

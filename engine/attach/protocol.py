@@ -120,6 +120,7 @@ OPS: dict[str, dict[str, Any]] = {
     "snapshot": {"cursor": _cursor},
     "symbols": {},
     "bars": {"symbol": _str(MAX_SYMBOL)},
+    "history": {"symbol": _str(MAX_SYMBOL)},
     "preview": {"line": _str(MAX_LINE)},
     "execute": {"line": _str(MAX_LINE), "confirmed": _bool},
     "submit": {"request": _request, "confirmed": _bool},

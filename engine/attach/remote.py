@@ -187,6 +187,9 @@ class RemoteClient:
     async def bars(self, symbol: str) -> list[Bar]:
         return list(await self.call("bars", symbol=symbol))
 
+    async def history(self, symbol: str) -> list[Bar]:
+        return list(await self.call("history", symbol=symbol))
+
     async def preview(self, line: str) -> Preview:
         return await self.call("preview", line=line)
 

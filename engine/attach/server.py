@@ -61,6 +61,7 @@ class AttachServer:
             "snapshot": client.snapshot,
             "symbols": client.symbols,
             "bars": client.bars,
+            "history": client.history,
             "preview": client.preview,
             "execute": client.execute,
             "submit": client.submit,

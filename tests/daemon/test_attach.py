@@ -3,6 +3,7 @@ reason, strangers are turned away, and a console that dies takes nothing with it
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 from decimal import Decimal
@@ -255,3 +256,16 @@ async def test_an_attached_console_sees_the_bots_and_changes_a_bots_mode(tmp_pat
         await client.stop()
         await server.stop()
         await local.stop()
+
+
+@pytest.mark.asyncio
+async def test_an_attached_console_reads_the_backfilled_daily_history(attach_server: InProcess):
+    engine = attach_server.engine
+    assert engine.backfill()
+    await asyncio.to_thread(engine.history.done.wait, 60)
+    client = RemoteClient(attach_server.server.path)
+    try:
+        bars = await client.history("AAPL")
+        assert bars == engine.history.bars("AAPL") and bars[-1].timeframe == "1Day"
+    finally:
+        await client.stop()

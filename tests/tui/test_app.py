@@ -7,6 +7,7 @@ drives the real app with Textual's Pilot.
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 
 import pytest
@@ -484,6 +485,25 @@ async def test_f4_shows_the_chart_of_the_selected_symbol(console):
         chart = app.screen.pane("chart")
         assert (chart.display, chart.symbol) == (True, "AAPL")
         assert not app.screen.pane("positions").display
+
+
+@pytest.mark.asyncio
+async def test_f4_again_charts_the_daily_history_and_a_third_time_hides_it(console):
+    app, engine = console()
+    async with app.run_test(size=(120, 40)) as pilot:
+        assert engine.backfill()  # the sim backfills from the bundled daily sample
+        await asyncio.to_thread(engine.history.done.wait, 60)
+        await pilot.press("f4", "f4")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        chart = app.screen.pane("chart")
+        lines = [str(line) for line in chart.render().split("\n")]
+        assert chart.daily and lines[0].startswith("AAPL ") and "1D" in lines[0]
+        assert "04-" in lines[-1]  # dates on the axis: the sample's last April days
+        assert [b.timeframe for b in await app.client.history("AAPL")][-1] == "1Day"
+        await pilot.press("f4")
+        await pilot.pause()
+        assert not chart.display and app.screen.pane("positions").display
 
 
 @pytest.mark.asyncio

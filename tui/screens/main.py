@@ -416,7 +416,14 @@ class MainScreen(Screen[None]):
             self.maximized = self.pane(self.current_pane)
 
     def toggle_chart(self) -> None:
-        """Show or hide the chart of the selected symbol (in place of positions and risk)."""
+        """F4: the selected symbol's intraday chart (in place of positions and risk), then its
+        daily history, then no chart."""
+        chart = self.query_one(Chart)
+        if self.chart_shown and not chart.daily:
+            chart.daily = True
+            self._draw_chart(self.quote_board.selected_symbol)
+            return
+        chart.daily = False
         self.chart_shown = not self.chart_shown
         self.set_class(self.chart_shown, "-chart")
         if self.chart_shown:

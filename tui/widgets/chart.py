@@ -15,6 +15,7 @@ from textual.content import Content
 from textual.widget import Widget
 
 from engine.client import EngineClient, EngineSnapshot
+from engine.core.clock import NEW_YORK, ns_to_datetime
 from engine.core.models import Bar
 from tui.widgets.format import DOWN, MUTED, UP, fmt_pct, fmt_price, fmt_time, sign_style
 
@@ -124,6 +125,7 @@ def chart_title(
     close: Decimal,
     change: Decimal | None,
     width: int,
+    bar_size: str = "1m",
 ) -> Content:
     """``AAPL 172.50 +0.32%  1m O 171.94 H 172.88 L 171.80`` cut to ``width`` a whole field at
     a time: the symbol, last price and change come first, then the bar size, open, high, low."""
@@ -135,7 +137,7 @@ def chart_title(
         (fmt_pct(change), sign_style(change)),
     )
     extras = [
-        Content.styled("  1m", MUTED),
+        Content.styled(f"  {bar_size}", MUTED),
         Content.assemble((" O ", MUTED), fmt_price(open_)),
         Content.assemble((" H ", MUTED), fmt_price(high)),
         Content.assemble((" L ", MUTED), fmt_price(low)),
@@ -147,14 +149,19 @@ def chart_title(
     return title
 
 
-def draw_chart(symbol: str, bars: Sequence[Bar], width: int, height: int) -> list[Content]:
-    """The chart as ``height`` lines: a title, the plot with its y axis, then the x-axis times."""
+def draw_chart(
+    symbol: str, bars: Sequence[Bar], width: int, height: int, *, daily: bool = False
+) -> list[Content]:
+    """The chart as ``height`` lines: a title, the plot with its y axis, then the x-axis times
+    (dates for ``daily`` bars)."""
     if not bars:
-        return [Content.styled(f"{symbol}: no bars yet today", MUTED)]
+        empty = "no daily history yet (it backfills at start)" if daily else "no bars yet today"
+        return [Content.styled(f"{symbol}: {empty}", MUTED)]
     first, last = bars[0], bars[-1]
     low, high = min(b.low for b in bars), max(b.high for b in bars)
     change = (last.close - first.open) / first.open * 100 if first.open else None
-    title = chart_title(symbol, first.open, high, low, last.close, change, width)
+    bar_size = "1D" if daily else "1m"
+    title = chart_title(symbol, first.open, high, low, last.close, change, width, bar_size)
     rows = height - 2
     label_width = max(len(fmt_price(low)), len(fmt_price(high)))
     plot_width = width - label_width - 1
@@ -175,7 +182,7 @@ def draw_chart(symbol: str, bars: Sequence[Bar], width: int, height: int) -> lis
         label = fmt_price(scale.price_at_row(row, rows), label_width) if labelled else ""
         axis = [(label.rjust(label_width), MUTED), ("┤" if labelled else "│", MUTED)]
         lines.append(_line(axis + grid[row]))
-    lines.append(_time_axis(drawn, stride, label_width + 1, plot_width))
+    lines.append(_time_axis(drawn, stride, label_width + 1, plot_width, daily=daily))
     return lines
 
 
@@ -212,12 +219,17 @@ def _plot_line(drawn: Sequence[Candle], scale: _Scale, rows: int, width: int, st
     return grid
 
 
-def _time_axis(drawn: Sequence[Candle], stride: int, indent: int, plot_width: int) -> Content:
+def _time_axis(
+    drawn: Sequence[Candle], stride: int, indent: int, plot_width: int, *, daily: bool = False
+) -> Content:
     text = [" "] * plot_width
     free = 0
     for index, candle in enumerate(drawn):
         column = _column(index, stride)
-        label = fmt_time(candle.ts_ns, seconds=False)
+        if daily:
+            label = ns_to_datetime(candle.ts_ns, NEW_YORK).strftime("%m-%d")
+        else:
+            label = fmt_time(candle.ts_ns, seconds=False)
         if column >= free and column + len(label) <= plot_width:
             text[column : column + len(label)] = label
             free = column + len(label) + TIME_LABEL_GAP
@@ -225,7 +237,8 @@ def _time_axis(drawn: Sequence[Candle], stride: int, indent: int, plot_width: in
 
 
 class Chart(Widget):
-    """Today's one-minute candles for one symbol, reloaded when a new minute bar arrives."""
+    """Today's one-minute candles for one symbol, reloaded when a new minute bar arrives; or,
+    with ``daily`` set, its backfilled daily history (``EngineClient.history``)."""
 
     DEFAULT_CSS = """
     Chart {
@@ -241,6 +254,7 @@ class Chart(Widget):
     _client: EngineClient | None = None
     _wanted: str | None = None
     _seen: tuple[int, Decimal | None] | None = None
+    daily = False
 
     @property
     def symbol(self) -> str | None:
@@ -254,7 +268,7 @@ class Chart(Widget):
         if symbol != self._symbol:
             self._seen = None
         try:
-            bars = await client.bars(symbol)
+            bars = await (client.history if self.daily else client.bars)(symbol)
             # A newer request may have finished first while this one waited.
             if self._wanted == symbol:
                 self.set_bars(symbol, bars)
@@ -286,5 +300,7 @@ class Chart(Widget):
         if self._symbol is None:
             return Content.styled("select a symbol to chart it", MUTED)
         return Content("\n").join(
-            draw_chart(self._symbol, self._bars, self.size.width, self.size.height)
+            draw_chart(
+                self._symbol, self._bars, self.size.width, self.size.height, daily=self.daily
+            )
         )
