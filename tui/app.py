@@ -266,7 +266,13 @@ class TickdeckApp(App[int]):
         try:
             await self.stop_client()
         finally:
-            self.exit(0)
+            if self.watch_terminal:
+                # In a real terminal: the engine has stopped (or detached) cleanly by now; if
+                # the terminal's teardown then hangs, the watchdog ends the process rather
+                # than leave the trader stuck.
+                self.leave()
+            else:
+                self.exit(0)
 
     def _check_terminal(self) -> None:
         stdin = sys.__stdin__

@@ -105,8 +105,13 @@ class RemoteClient:
         logger.info("attached to the engine at {} ({} mode)", where, self.mode)
 
     async def stop(self) -> None:
-        """Detach. The engine, its orders and its bots carry on."""
+        """Detach. The engine, its orders and its bots carry on.
+
+        A call after this fails with the reason rather than attaching again: a console's
+        refresh timer firing while it quits must not bring the connection back.
+        """
         ws, self._ws = self._ws, None
+        self._lost = "detached from the engine"
         if ws is not None:
             await ws.close()
         if self._reader is not None:
