@@ -36,6 +36,7 @@ from engine.core.errors import InputError
 from engine.core.models import Bar, Fill
 from engine.core.prices import ZERO, contract_multiplier
 from engine.node import Engine
+from engine.portfolio import Portfolio
 
 TIMEFRAMES = ("1Min", "5Min", "1Hour", "1Day")
 PERIODS_PER_YEAR = {"1Min": 252 * 390, "5Min": 252 * 78, "1Hour": 252 * 6.5, "1Day": 252}
@@ -244,43 +245,43 @@ def equity_curve(
 
 
 def round_trips(fills: Sequence[Fill]) -> list[RoundTrip]:
-    """Closed trades from fills, average cost per symbol: each fill that reduces a position is
-    a round trip of the quantity it closes, net of its own fee and the entry fees it carries."""
+    """Closed trades from fills, average cost per symbol (the ``Portfolio``'s accounting):
+    each fill that reduces a position is a round trip of the quantity it closes, net of its
+    own fee and the share of the entry fees it carries."""
     trips: list[RoundTrip] = []
-    books: dict[str, tuple[Decimal, Decimal, Decimal, int]] = {}  # qty, avg, fees, entry ns
+    book = Portfolio()
+    entries: dict[str, tuple[Decimal, int]] = {}  # fees carried by what is held; opened at
     for fill in fills:
-        qty, avg, fees, entry_ns = books.get(fill.symbol, (ZERO, ZERO, ZERO, fill.ts_ns))
-        signed = fill.qty * fill.side.sign
-        if qty == ZERO or (qty > ZERO) == (signed > ZERO):
-            total = qty + signed
-            avg = (avg * abs(qty) + fill.price * fill.qty) / abs(total)
-            books[fill.symbol] = (total, avg, fees + fill.fee, entry_ns if qty else fill.ts_ns)
+        before = book.position(fill.symbol)
+        held = before.qty if before is not None else ZERO
+        avg = before.avg_cost if before is not None else ZERO
+        realized = before.realized_pnl if before is not None else ZERO
+        position = book.apply_fill(fill)
+        fees, opened = entries.get(fill.symbol, (ZERO, fill.ts_ns))
+        if held == ZERO or (held > ZERO) == (fill.side.sign > 0):
+            entries[fill.symbol] = (fees + fill.fee, opened if held else fill.ts_ns)
             continue
-        closed = min(fill.qty, abs(qty))
-        direction = 1 if qty > ZERO else -1
-        entry_fees = fees * closed / abs(qty)
+        closed = min(fill.qty, abs(held))
+        entry_fees = fees * closed / abs(held)
         exit_fee = fill.fee * closed / fill.qty
-        gross = (fill.price - avg) * closed * direction * contract_multiplier(fill.symbol)
         trips.append(
             RoundTrip(
                 symbol=fill.symbol,
-                qty=closed * direction,
-                entry_ns=entry_ns,
+                qty=closed if held > ZERO else -closed,
+                entry_ns=opened,
                 exit_ns=fill.ts_ns,
                 entry_price=avg,
                 exit_price=fill.price,
-                pnl=gross - entry_fees - exit_fee,
+                pnl=position.realized_pnl - realized - entry_fees - exit_fee,
                 fees=entry_fees + exit_fee,
             )
         )
-        left = qty + signed
-        if left == ZERO:
-            books.pop(fill.symbol)
-        elif (left > ZERO) == (qty > ZERO):
-            books[fill.symbol] = (left, avg, fees - entry_fees, entry_ns)
+        if position.qty == ZERO:
+            entries.pop(fill.symbol, None)
+        elif (position.qty > ZERO) == (held > ZERO):
+            entries[fill.symbol] = (fees - entry_fees, opened)
         else:  # through zero: the rest opens a new trade at this fill
-            rest_fee = fill.fee - exit_fee
-            books[fill.symbol] = (left, fill.price, rest_fee, fill.ts_ns)
+            entries[fill.symbol] = (fill.fee - exit_fee, fill.ts_ns)
     return trips
 
 

@@ -170,6 +170,7 @@ class _BotRuntime:
         self.day_start_pnl = ZERO
         self.day = ""
         self.source = bot_source(name)
+        self.algo = self.bot.params.algo_spec  # parsed once: the parameters never change
 
     # -- BotContext ------------------------------------------------------------------------
 
@@ -552,7 +553,7 @@ class BotService:
             )
             return BotOutcome(True, f"queued {opportunity.id} for the trader")
         request = _request(opportunity, runtime.source)
-        outcome = self.submit_for(runtime, request, runtime.bot.params.algo_spec)
+        outcome = self.submit_for(runtime, request, runtime.algo)
         logger.info("bot {} (auto) {}: {}", runtime.name, opportunity.describe(), outcome.message)
         return outcome
 
@@ -563,7 +564,7 @@ class BotService:
         if runtime.state is BotState.ERRORED:
             return BotOutcome(False, f"bot {runtime.name} has errored; its advice is void")
         request = _request(opportunity, runtime.source)
-        outcome = self.submit_for(runtime, request, runtime.bot.params.algo_spec)
+        outcome = self.submit_for(runtime, request, runtime.algo)
         if outcome.ok:
             del self._queue[opportunity_id]
             self.version += 1

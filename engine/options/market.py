@@ -122,11 +122,12 @@ class OptionMarket:
 
     def instrument(self, symbol: str) -> Instrument | None:
         """The contract as an instrument (None when no chain here lists it); starts quoting it."""
-        if not is_option_symbol(symbol) or self.chain(symbol) is None:
+        chain = self.chain(symbol) if is_option_symbol(symbol) else None
+        if chain is None:
             return None
         parsed = parse_occ(symbol)
         live = expiry_ns(parsed.expiry) > self._clock.now_ns()
-        if live and symbol not in self._watched.get(self.underlying_of(symbol) or "", ()):
+        if live and symbol not in self._watched.get(chain.underlying, ()):
             # Deferred: risk may be asking from inside a bus handler; the quote follows at once.
             self._clock.call_later(0, lambda: self.watch(symbol))
         return Instrument(

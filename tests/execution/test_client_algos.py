@@ -3,28 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import date
 
 import pytest
 
-from engine.cli import sim_start_ns
 from engine.client import Cursor, LocalClient
-from engine.config import load_settings
 from engine.core.clock import NS_PER_SECOND
 from engine.core.models import OrderStatus
 from engine.execution import ParentState
-from engine.node import Engine
+from tests.tui.conftest import deterministic_engine
 
 
 @pytest.fixture
 def client(tmp_path):
-    settings = load_settings(env={}, cli={"seed": 4, "symbols": "AAPL,MSFT", "venue.latency_ms": 0})
-    engine = Engine(
-        settings,
-        start_ns=sim_start_ns("2024-03-15", date(2024, 3, 15)),
-        data_dir=tmp_path,
-        housekeeping=False,
-    )
+    engine = deterministic_engine(tmp_path)
     client = LocalClient(engine, run_feed=False)
     asyncio.run(client.start())
     for _ in range(200):
